@@ -1,0 +1,388 @@
+package xseg
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultSpin is how long Wait polls before it sleeps: long enough to catch
+// a reply from a peer on another core without a system call.
+const DefaultSpin = 30 * time.Microsecond
+
+// Port is a bound port: an address in the segment with a request ring
+// (requests to serve) and a reply ring (replies to requests it submitted).
+// Its methods are safe for concurrent use; Wait is meant for one goroutine.
+type Port struct {
+	seg   *Segment
+	num   uint32
+	gen   uint32
+	e     *portEntry
+	rings *portRings
+
+	spin        atomic.Int64
+	interrupted atomic.Bool
+	released    atomic.Bool
+}
+
+// Bind binds static port n. If a dead process owns it, the port is first
+// recovered; if a live one does, Bind fails with ErrPortBusy.
+func (s *Segment) Bind(n int) (*Port, error) {
+	if err := s.checkPort(n); err != nil {
+		return nil, err
+	}
+	if n >= int(s.hdr.Geometry.StaticPorts) {
+		return nil, fmt.Errorf("bind port %d: %w: ports %d and up are dynamic, use BindDynamic", n, ErrNoSuchPort, s.hdr.Geometry.StaticPorts)
+	}
+	return s.bind(uint32(n), true)
+}
+
+// BindDynamic binds the first free dynamic port.
+func (s *Segment) BindDynamic() (*Port, error) {
+	g := s.hdr.Geometry
+	for n := g.StaticPorts; n < g.Ports; n++ {
+		if p, err := s.bind(n, false); err == nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("segment %q: %w (all %d in use)", s.name, ErrNoFreePort, g.Ports-g.StaticPorts)
+}
+
+// bind claims port n. With wait, it waits up to a second for another
+// process that is recovering the port.
+func (s *Segment) bind(n uint32, wait bool) (*Port, error) {
+	e := s.port(n)
+	deadline := time.Now().Add(time.Second)
+	var gen uint32
+	for {
+		o := e.owner.Load()
+		pid := uint32(o)
+		gen = uint32(o >> 32)
+		if pid != 0 {
+			state := e.state.Load()
+			start := e.start.Load()
+			if state == portFree {
+				start = 0 // a binder between its claim and its start time
+			}
+			mine := pid == s.self.pid && (start == 0 || start == s.self.start)
+			if mine || alive(pid, start) {
+				if wait && state == portRecovering && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				return nil, fmt.Errorf("bind port %d: %w: owner pid %d", n, ErrPortBusy, pid)
+			}
+			s.recoverPort(n, o)
+			continue
+		}
+		if e.owner.CompareAndSwap(o, uint64(gen+1)<<32|uint64(s.self.pid)) {
+			gen++
+			break
+		}
+	}
+	e.start.Store(s.self.start)
+	if err := s.layRings(n); err != nil {
+		e.owner.Store(uint64(gen) << 32)
+		return nil, fmt.Errorf("bind port %d: %w", n, err)
+	}
+	p := &Port{seg: s, num: n, gen: gen, e: e, rings: s.portRings(n)}
+	p.spin.Store(int64(DefaultSpin))
+	// Requests or replies stranded by a previous owner carry an older
+	// generation; fail them back before serving.
+	s.drainRequests(n)
+	s.drainReplies(n)
+	e.state.Store(portBound)
+	s.mu.Lock()
+	s.bound[n] = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+// Number returns the port number.
+func (p *Port) Number() int { return int(p.num) }
+
+// Segment returns the segment the port belongs to.
+func (p *Port) Segment() *Segment { return p.seg }
+
+// SetSpin sets how long Wait polls before sleeping; 0 sleeps at once.
+func (p *Port) SetSpin(d time.Duration) { p.spin.Store(int64(d)) }
+
+// Release unbinds the port. Requests queued to it or being served by it
+// fail back with ErrPeerDied; requests it holds as a client are put back.
+// Replies to requests it still has in flight are dropped when they arrive.
+func (p *Port) Release() error {
+	if p.released.Swap(true) {
+		return nil
+	}
+	p.interrupted.Store(true)
+	s := p.seg
+	s.mu.Lock()
+	delete(s.bound, p.num)
+	s.mu.Unlock()
+	o := p.e.owner.Load()
+	if uint32(o>>32) != p.gen || uint32(o) != s.self.pid {
+		return nil // recovered by someone else already
+	}
+	s.reclaim(p.num, o)
+	return nil
+}
+
+// Interrupt wakes Wait and makes every later Wait return at once; peers
+// call it to stop their serving loop.
+func (p *Port) Interrupt() {
+	p.interrupted.Store(true)
+	p.seg.wake(p.e)
+}
+
+// pending reports whether either ring has something published.
+func (p *Port) pending() bool {
+	return !p.rings.requests.Empty() || !p.rings.replies.Empty()
+}
+
+// Wait returns when a request or a reply is ready for the port, when
+// timeout passes (0 waits without limit), or after Interrupt. It polls for
+// the port's spin time, then sleeps until a submitter wakes it; submitters
+// wake only ports that sleep, so a busy port costs them no system call.
+func (p *Port) Wait(timeout time.Duration) {
+	if p.pending() || p.interrupted.Load() {
+		return
+	}
+	if spin := time.Duration(p.spin.Load()); spin > 0 {
+		begin := time.Now()
+		for i := 1; ; i++ {
+			if p.pending() {
+				return
+			}
+			if i%64 == 0 && time.Since(begin) > spin {
+				break
+			}
+		}
+	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		p.e.sleeping.Store(1)
+		// The store above and a submitter's push are both full barriers:
+		// either this check sees the push, or the submitter sees sleeping.
+		if p.pending() || p.interrupted.Load() {
+			p.e.sleeping.Store(0)
+			return
+		}
+		left := time.Duration(0)
+		if timeout > 0 {
+			if left = time.Until(deadline); left <= 0 {
+				p.e.sleeping.Store(0)
+				return
+			}
+		}
+		futexSleep(&p.e.sleeping, 1, left)
+		p.e.sleeping.Store(0)
+		// A signal to this thread also ends the sleep: look again.
+		if p.pending() || p.interrupted.Load() {
+			p.e.wakeups.Add(1)
+			return
+		}
+	}
+}
+
+func (s *Segment) wake(e *portEntry) {
+	if e.sleeping.Load() == 1 && e.sleeping.CompareAndSwap(1, 0) {
+		futexWakeAll(&e.sleeping)
+	}
+}
+
+// Get takes a free request slot for this port to fill and submit.
+func (p *Port) Get() (Request, error) {
+	if p.released.Load() {
+		return Request{}, ErrClosed
+	}
+	s := p.seg
+	i, ok := s.free.Pop()
+	if !ok {
+		return Request{}, fmt.Errorf("port %d: %w (all %d in use)", p.num, ErrNoFreeRequests, s.hdr.Geometry.Requests)
+	}
+	sl := s.slot(i)
+	sl.op, sl.flags, sl.status, sl.code, sl.tlen = 0, 0, statusNone, 0, 0
+	sl.offset, sl.size, sl.served, sl.dlen, sl.priv = 0, 0, 0, 0, 0
+	sl.src, sl.dst, sl.npath, sl.gen = p.num, p.num, 0, p.gen
+	sl.holder.Store(p.num)
+	sl.state.Store(slotHeld)
+	return Request{s, i, sl}, nil
+}
+
+// Put returns a request the port holds to the free pool, with its buffer.
+func (p *Port) Put(r Request) error {
+	if err := p.holds(r); err != nil {
+		return err
+	}
+	p.seg.freeSlot(r.idx)
+	return nil
+}
+
+func (p *Port) holds(r Request) error {
+	if r.sl == nil || r.seg != p.seg {
+		return fmt.Errorf("port %d: %w: not a request of this segment", p.num, ErrNotHeld)
+	}
+	st := r.sl.state.Load()
+	if (st != slotHeld && st != slotServing) || r.sl.holder.Load() != p.num || r.sl.gen != p.gen {
+		return fmt.Errorf("port %d: %w: request %d is %s at port %d", p.num, ErrNotHeld, r.idx, slotStateNames[min(st, slotReplied)], r.sl.holder.Load())
+	}
+	return nil
+}
+
+// Submit sends a held request to port dst and records this port on its
+// return path, so the reply comes back here. A serving port may submit a
+// request it accepted to another port; the reply then comes back to it to
+// respond further.
+func (p *Port) Submit(r Request, dst int) error {
+	return p.send(r, dst, true)
+}
+
+// Forward hands a request this port serves to port dst without recording
+// this port: dst's reply goes straight to the previous hop.
+func (p *Port) Forward(r Request, dst int) error {
+	return p.send(r, dst, false)
+}
+
+func (p *Port) send(r Request, dst int, record bool) error {
+	if err := p.holds(r); err != nil {
+		return err
+	}
+	s := p.seg
+	if err := s.checkPort(dst); err != nil {
+		return err
+	}
+	sl := r.sl
+	if record && sl.npath >= MaxPath {
+		return fmt.Errorf("submit to port %d: %w (%d hops)", dst, ErrPathTooLong, MaxPath)
+	}
+	d := uint32(dst)
+	e := s.port(d)
+	o := e.owner.Load()
+	if uint32(o) == 0 || e.state.Load() != portBound {
+		return fmt.Errorf("submit to port %d: %w", dst, ErrPortNotBound)
+	}
+	if record {
+		sl.path[sl.npath] = hop{p.num, p.gen}
+		sl.npath++
+	} else if sl.npath == 0 {
+		return fmt.Errorf("forward to port %d: %w: request has no submitter to reply to", dst, ErrNotHeld)
+	}
+	sl.dst, sl.gen, sl.status, sl.code = d, uint32(o>>32), statusNone, 0
+	sl.holder.Store(d)
+	sl.state.Store(slotQueued)
+	e.submitted.Add(1)
+	if !s.portRings(d).requests.Push(r.idx) {
+		panic("xseg: request ring full although it has a cell for every slot")
+	}
+	if e.owner.Load() != o && e.state.Load() != portBound {
+		s.drainRequests(d) // the port changed hands during the push
+	}
+	s.wake(e)
+	return nil
+}
+
+// Accept takes the next request queued to the port, if any.
+func (p *Port) Accept() (Request, bool) {
+	s := p.seg
+	for {
+		i, ok := p.rings.requests.Pop()
+		if !ok {
+			return Request{}, false
+		}
+		sl := s.slot(i)
+		if sl.gen != p.gen { // queued to a previous owner of this port
+			s.failBack(i, codePeerDied)
+			continue
+		}
+		sl.state.Store(slotServing)
+		return Request{s, i, sl}, true
+	}
+}
+
+// Respond completes a request the port serves: nil marks it served, an
+// error failed (a syscall.Errno travels as is, others as EIO). The reply
+// goes to the previous hop of its path.
+func (p *Port) Respond(r Request, err error) error {
+	if herr := p.holds(r); herr != nil {
+		return herr
+	}
+	if err == nil {
+		r.sl.status = statusServed
+		p.e.served.Add(1)
+	} else {
+		r.sl.status, r.sl.code = statusFailed, errorCode(err)
+		p.e.failed.Add(1)
+	}
+	p.seg.deliver(r.idx)
+	return nil
+}
+
+// Receive takes the next reply to a request this port submitted, if any.
+func (p *Port) Receive() (Request, bool) {
+	s := p.seg
+	for {
+		i, ok := p.rings.replies.Pop()
+		if !ok {
+			return Request{}, false
+		}
+		sl := s.slot(i)
+		if sl.gen != p.gen { // a reply to a previous owner of this port
+			s.failBack(i, codePeerDied)
+			continue
+		}
+		sl.state.Store(slotHeld)
+		return Request{s, i, sl}, true
+	}
+}
+
+// deliver sends slot i back along its path: to the last recorded hop whose
+// port still has the generation recorded, failing it with ErrPeerDied past
+// every hop that has not; with no hop left the slot is freed.
+func (s *Segment) deliver(i uint32) {
+	sl := s.slot(i)
+	for sl.npath > 0 {
+		sl.npath--
+		h := sl.path[sl.npath]
+		e := s.port(h.port)
+		o := e.owner.Load()
+		if uint32(o>>32) == h.gen && uint32(o) != 0 && e.state.Load() == portBound {
+			sl.gen = h.gen
+			sl.holder.Store(h.port)
+			sl.state.Store(slotReplied)
+			if !s.portRings(h.port).replies.Push(i) {
+				panic("xseg: reply ring full although it has a cell for every slot")
+			}
+			e.replies.Add(1)
+			if e.owner.Load() != o && e.state.Load() != portBound {
+				s.drainReplies(h.port)
+			}
+			s.wake(e)
+			return
+		}
+		sl.status, sl.code = statusFailed, codePeerDied
+	}
+	s.freeSlot(i)
+}
+
+// failBack fails slot i with code and delivers it.
+func (s *Segment) failBack(i uint32, code uint32) {
+	sl := s.slot(i)
+	sl.status, sl.code = statusFailed, code
+	s.deliver(i)
+}
+
+func (s *Segment) freeSlot(i uint32) {
+	sl := s.slot(i)
+	if sl.bufLen > 0 {
+		s.pool.release(sl.bufOff, sl.bufLen)
+		sl.bufLen = 0
+	}
+	sl.state.Store(slotFree)
+	sl.holder.Store(0)
+	if !s.free.Push(i) {
+		panic("xseg: free ring full although it has a cell for every slot")
+	}
+}
