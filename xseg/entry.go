@@ -77,11 +77,11 @@ type slot struct {
 const slotSize = 512
 
 const (
-	slotFree uint32 = iota
-	slotHeld        // by holder, who prepares it or has received its reply
-	slotQueued      // in holder's request ring
-	slotServing     // accepted by holder
-	slotReplied     // in holder's reply ring
+	slotFree    uint32 = iota
+	slotHeld           // by holder, who prepares it or has received its reply
+	slotQueued         // in holder's request ring
+	slotServing        // accepted by holder
+	slotReplied        // in holder's reply ring
 )
 
 var slotStateNames = [...]string{"free", "held", "queued", "serving", "replied"}

@@ -101,7 +101,7 @@ func (g Geometry) RingCapacity() int {
 // layout is where each table starts, derived from a Geometry alone.
 type layout struct {
 	ports, slots, freeRing, rings, bitmap, buffers, size uint64
-	ringBytes                                          uint64
+	ringBytes                                            uint64
 }
 
 func align(v, to uint64) uint64 { return (v + to - 1) / to * to }

@@ -134,6 +134,9 @@ func (p *Port) Interrupt() {
 	p.seg.wake(p.e)
 }
 
+// Interrupted reports whether Interrupt or Release was called.
+func (p *Port) Interrupted() bool { return p.interrupted.Load() }
+
 // pending reports whether either ring has something published.
 func (p *Port) pending() bool {
 	return !p.rings.requests.Empty() || !p.rings.replies.Empty()

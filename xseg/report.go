@@ -41,7 +41,7 @@ func (s *Segment) Report(all bool) Report {
 	rep := Report{
 		Name: s.name, Version: LayoutVersion, Geometry: g, SizeBytes: s.hdr.Layout.size,
 		Created: s.Created(), FreeRequests: s.free.Len(), SlotStates: map[string]int{},
-		BufferFree: s.pool.free(),
+		BufferFree: s.pool.free(), Ports: []PortReport{},
 	}
 	for i := uint32(0); i < g.Requests; i++ {
 		rep.SlotStates[slotStateNames[min(s.slot(i).state.Load(), slotReplied)]]++

@@ -1,0 +1,245 @@
+// Command xseg-bench measures XSEG and, through it, the peers: a null peer
+// to measure against, and closed-loop load generators that print
+// requests/s and latency percentiles, as text or JSON.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/archipelago-go/archipelago/bench/latency"
+	"github.com/archipelago-go/archipelago/peers/null"
+	"github.com/archipelago-go/archipelago/tools/cli"
+	"github.com/archipelago-go/archipelago/xseg"
+)
+
+const usage = `Usage: xseg-bench MODE [flags]
+
+Modes:
+  serve   run the null peer on a port until SIGTERM or SIGINT: it answers
+          every request at once, so the load modes measure XSEG itself
+  ipc     closed loop against a port: keep --iodepth requests in flight,
+          resubmit each as its reply arrives, report requests/s and latency
+
+Run "xseg-bench MODE --help" for the flags of a mode.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch mode, args := os.Args[1], os.Args[2:]; mode {
+	case "serve":
+		err = serve(args)
+	case "ipc":
+		err = ipc(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		err = cli.Usagef("unknown mode %q (try xseg-bench --help)", mode)
+	}
+	if err != nil {
+		cli.Fatal("xseg-bench", err)
+	}
+}
+
+// target is where a mode finds its segment and port.
+type target struct {
+	segment string
+	dir     string
+	port    int
+}
+
+func (t *target) define(fs *flag.FlagSet, portHelp string) {
+	fs.StringVar(&t.segment, "segment", "archipelago", "segment name")
+	fs.StringVar(&t.dir, "dir", xseg.DefaultDir, "directory that holds segments")
+	fs.IntVar(&t.port, "port", 0, portHelp)
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	pos, err := cli.Parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = cli.Usagef("unexpected argument %q", pos[0])
+	}
+	return err
+}
+
+func serve(args []string) error {
+	var t target
+	var create bool
+	fs := flag.NewFlagSet("xseg-bench serve", flag.ContinueOnError)
+	t.define(fs, "static port to serve")
+	fs.BoolVar(&create, "create", false, "create the segment with default geometry if it does not exist")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	opts := xseg.Options{Dir: t.dir}
+	s, err := xseg.Join(t.segment, opts)
+	if errors.Is(err, xseg.ErrNotFound) && create {
+		if err = xseg.Create(t.segment, xseg.Geometry{}, opts); err == nil || errors.Is(err, xseg.ErrExists) {
+			s, err = xseg.Join(t.segment, opts)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Leave()
+	p, err := s.Bind(t.port)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sig; p.Interrupt() }()
+	fmt.Fprintf(os.Stderr, "null peer serving port %d of segment %s (pid %d)\n", t.port, t.segment, os.Getpid())
+	null.Serve(p)
+	return nil
+}
+
+// loadConfig is what a closed-loop mode measures.
+type loadConfig struct {
+	target
+	iodepth     int
+	size        cli.SizeFlag
+	duration    time.Duration
+	warmup      time.Duration
+	sampleEvery int
+	json        bool
+}
+
+func (c *loadConfig) define(fs *flag.FlagSet) {
+	c.target.define(fs, "port to send requests to")
+	fs.IntVar(&c.iodepth, "iodepth", 16, "requests kept in flight")
+	fs.Var(&c.size, "size", "data bytes per request (K/M suffixes); 0 sends PING")
+	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long to measure, after the warm-up")
+	fs.DurationVar(&c.warmup, "warmup", 250*time.Millisecond, "how long to run before measuring")
+	fs.IntVar(&c.sampleEvery, "sample", 1, "time the latency of 1 in N requests (throughput counts all)")
+	fs.BoolVar(&c.json, "json", false, `print one JSON object {"mode","iodepth","size","ops_per_sec","p50_us","p99_us","p999_us",...}`)
+}
+
+func (c *loadConfig) check() error {
+	switch {
+	case c.iodepth < 1:
+		return cli.Usagef("--iodepth %d: must be at least 1", c.iodepth)
+	case c.duration <= 0:
+		return cli.Usagef("--duration %v: must be positive", c.duration)
+	case c.sampleEvery < 1:
+		return cli.Usagef("--sample %d: must be at least 1", c.sampleEvery)
+	}
+	return nil
+}
+
+func ipc(args []string) error {
+	var c loadConfig
+	fs := flag.NewFlagSet("xseg-bench ipc", flag.ContinueOnError)
+	c.define(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	s, err := xseg.Join(c.segment, xseg.Options{Dir: c.dir})
+	if err != nil {
+		return err
+	}
+	defer s.Leave()
+	port, err := s.BindDynamic()
+	if err != nil {
+		return err
+	}
+	res, err := runIPC(port, c)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return cli.PrintJSON(res)
+	}
+	fmt.Println(res.Text())
+	return nil
+}
+
+// runIPC keeps c.iodepth requests in flight against c.port from one
+// goroutine, which both submits and receives: the cheapest client there is.
+func runIPC(port *xseg.Port, c loadConfig) (latency.Result, error) {
+	op := xseg.OpPing
+	if c.size.Bytes > 0 {
+		op = xseg.OpWrite
+	}
+	m := latency.NewMeter(c.warmup, c.duration)
+	sample := latency.NewSampler(c.sampleEvery)
+	submitted := make([]int64, port.Segment().Geometry().Requests)
+	submit := func(r xseg.Request) error {
+		submitted[r.Index()] = 0
+		if sample.Next() {
+			submitted[r.Index()] = m.Now()
+		}
+		return port.Submit(r, c.port)
+	}
+	inflight := 0
+	for ; inflight < c.iodepth; inflight++ {
+		r, err := port.Get()
+		if err == nil {
+			err = r.Prepare(op, "xseg-bench", c.size.Bytes)
+		}
+		if err != nil {
+			return latency.Result{}, fmt.Errorf("request %d of --iodepth %d: %w", inflight+1, c.iodepth, err)
+		}
+		r.SetSize(c.size.Bytes)
+		if err := submit(r); err != nil {
+			return latency.Result{}, err
+		}
+	}
+	var errs uint64
+	var firstErr error
+	running := true
+	for inflight > 0 {
+		port.Wait(0)
+		n := 0
+		for {
+			r, ok := port.Receive()
+			if !ok {
+				break
+			}
+			n++
+			if t := submitted[r.Index()]; t != 0 {
+				m.Record(t, m.Now())
+			}
+			if err := r.Err(); err != nil {
+				errs++
+				if firstErr == nil {
+					firstErr = err
+				}
+				if errors.Is(err, xseg.ErrPeerDied) {
+					running = false // nobody serves the port any more
+				}
+			}
+			if running {
+				if err := submit(r); err == nil {
+					continue
+				}
+				running = false
+			}
+			port.Put(r)
+			inflight--
+		}
+		m.Done(n)
+		if running && !m.Tick(m.Now()) {
+			running = false
+		}
+	}
+	res := m.Result("ipc", c.iodepth, int(c.size.Bytes), c.sampleEvery)
+	res.Errors = errs
+	if firstErr != nil && res.Ops == 0 {
+		return res, fmt.Errorf("port %d: %w", c.port, firstErr)
+	}
+	return res, nil
+}
