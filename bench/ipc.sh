@@ -23,9 +23,9 @@ peer=$!
 trap 'kill $peer 2>/dev/null; wait $peer 2>/dev/null; bin/xseg destroy "$seg" 2>/dev/null' EXIT
 sleep 0.3
 
-results=()
+results=$(mktemp)
 row() { # label, json
-	results+=("$2")
+	echo "$2" >>"$results"
 	jq -r --arg l "$1" '"\($l)\t\(.iodepth)\t\(.ops_per_sec|floor)\t\(.p50_us*100|round/100)\t\(.p99_us*100|round/100)"' <<<"$2"
 }
 {
@@ -37,7 +37,8 @@ row() { # label, json
 	done
 } | column -t -s $'\t'
 
-all=$(printf '%s\n' "${results[@]}" | jq -s .)
+all=$(jq -s . "$results")
+rm -f "$results"
 echo
 jq -r '
 	def ops(m; d): map(select(.mode == m and .iodepth == d))[0].ops_per_sec;

@@ -256,6 +256,8 @@ func (s *Segment) Created() time.Time { return time.Unix(0, s.hdr.Created) }
 
 // Leave releases every port this process bound through s, stops the
 // monitor and unmaps the segment. Requests still held become invalid.
+// Hazard: call it only once no goroutine uses the segment's ports or
+// requests; their memory is gone afterwards.
 func (s *Segment) Leave() error {
 	s.mu.Lock()
 	if s.left {
