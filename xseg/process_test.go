@@ -46,7 +46,6 @@ func runRole(role string, args []string) error {
 		}
 		go func() { <-term; p.Interrupt() }()
 		fmt.Println("ready")
-		var stalled []Request
 		for !p.interrupted.Load() {
 			p.Wait(0)
 			for {
@@ -55,8 +54,7 @@ func runRole(role string, args []string) error {
 					break
 				}
 				if role == "stall" {
-					stalled = append(stalled, r) // hold it until killed
-					continue
+					continue // it stays accepted, unanswered, until the kill
 				}
 				if r.Op() == OpRead && len(r.Data()) >= 8 {
 					le.PutUint64(r.Data(), r.Offset())

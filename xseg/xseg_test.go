@@ -3,6 +3,7 @@ package xseg
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -451,16 +452,26 @@ func FuzzDecodeHeader(f *testing.F) {
 	f.Add(page, int64(l.size))
 	f.Add(page[:64], int64(64))
 	f.Fuzz(func(t *testing.T, b []byte, size int64) {
-		h, err := decodeHeader(b, size)
-		if err != nil {
-			return
+		check := func(b []byte) {
+			h, err := decodeHeader(b, size)
+			if err != nil {
+				return
+			}
+			// Whatever passes must describe a consistent, in-bounds layout.
+			if h.Geometry.validate() != nil || h.Layout != computeLayout(h.Geometry) || int64(h.Layout.size) != size {
+				t.Fatalf("accepted an inconsistent header: %+v", h)
+			}
+			if h.Layout.buffers+h.Geometry.BufferBytes != h.Layout.size || h.Layout.ports < headerSize {
+				t.Fatalf("layout out of bounds: %+v", h.Layout)
+			}
 		}
-		// Whatever passes must describe a consistent, in-bounds layout.
-		if h.Geometry.validate() != nil || h.Layout != computeLayout(h.Geometry) || int64(h.Layout.size) != size {
-			t.Fatalf("accepted an inconsistent header: %+v", h)
-		}
-		if h.Layout.buffers+h.Geometry.BufferBytes != h.Layout.size || h.Layout.ports < headerSize {
-			t.Fatalf("layout out of bounds: %+v", h.Layout)
+		check(b)
+		// Re-sign the mutated header, so the fuzzer gets past the checksum
+		// to the field checks.
+		if len(b) >= headerSize {
+			signed := bytes.Clone(b)
+			le.PutUint32(signed[checksumOffset:], crc32.Checksum(signed[:checksumOffset], crcTable))
+			check(signed)
 		}
 	})
 }
