@@ -4,12 +4,12 @@
 GO        ?= go
 BIN       := bin
 CEPH_TAGS := ceph pacific
-# radosd and the RADOS tests need librados' headers (librados-dev).
-HAVE_RADOS := $(shell test -e /usr/include/rados/librados.h && echo yes)
+# radosd and the RADOS tests need librados-dev and libradospp-dev.
+HAVE_RADOS := $(shell test -e /usr/include/rados/librados.hpp && echo yes)
 RUN_DIR   ?= $(CURDIR)/.cache/run
 SEGMENT   ?= archipelago
 
-COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline
+COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed
 
 .PHONY: all build deps test test-short bench lint install run stop clean
 
@@ -21,6 +21,12 @@ build:
 		echo "go build $${c#*=} -> $(BIN)/$${c%%=*}"; \
 		$(GO) build -o $(BIN)/$${c%%=*} $${c#*=} || exit 1; \
 	done
+ifeq ($(HAVE_RADOS),yes)
+	@echo "go build -tags '$(CEPH_TAGS)' ./peers/radosd -> $(BIN)/radosd"
+	@$(GO) build -tags '$(CEPH_TAGS)' -o $(BIN)/radosd ./peers/radosd
+else
+	@echo "SKIP $(BIN)/radosd: it needs librados-dev (make deps as root installs it)"
+endif
 
 # deps installs the packages the tests use (root and apt), and Go modules.
 deps:
