@@ -121,3 +121,6 @@ func (s *Sampler) Next() bool {
 	s.left = s.every
 	return true
 }
+
+// Ops returns the round trips counted so far, warm-up included.
+func (m *Meter) Ops() uint64 { return m.ops }
