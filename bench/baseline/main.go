@@ -19,7 +19,6 @@
 package main
 
 import (
-
 	"encoding/json"
 	"errors"
 	"flag"

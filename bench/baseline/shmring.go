@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +12,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/archipelago-go/archipelago/xseg/ring"
 	"github.com/archipelago-go/archipelago/bench/latency"
+	"github.com/archipelago-go/archipelago/xseg/ring"
 )
 
 // The shared-memory file of the ring mode holds a control line and two
