@@ -68,9 +68,15 @@ type slot struct {
 	src    uint32 // the port that got the slot
 	dst    uint32 // the port it was last submitted or forwarded to
 	npath  uint32
-	_      uint32
+	parent uint32 // 1 + index of the request whose buffer this one borrows; 0: none
 	path   [MaxPath]hop
-	_      [256 - 232]byte
+	// children counts requests borrowing this one's buffer that are not
+	// yet put back; orphan is set when this request must fail back (its
+	// server died) as soon as children reaches 0, and not before, since a
+	// child's server may still write into the buffer.
+	children atomic.Uint32
+	orphan   atomic.Uint32 // 0, orphanWaiting, orphanDone
+	_        [256 - 240]byte
 	target [MaxTargetLen]byte
 }
 
@@ -90,6 +96,11 @@ const (
 	statusNone uint32 = iota
 	statusServed
 	statusFailed
+)
+
+const (
+	orphanWaiting uint32 = 1 + iota
+	orphanDone
 )
 
 // codePeerDied is outside the errno range so it cannot be confused with one.

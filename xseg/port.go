@@ -209,7 +209,8 @@ func (p *Port) Get() (Request, error) {
 	sl := s.slot(i)
 	sl.op, sl.flags, sl.status, sl.code, sl.tlen = 0, 0, statusNone, 0, 0
 	sl.offset, sl.size, sl.served, sl.dlen, sl.priv = 0, 0, 0, 0, 0
-	sl.src, sl.dst, sl.npath, sl.gen = p.num, p.num, 0, p.gen
+	sl.src, sl.dst, sl.npath, sl.gen, sl.parent = p.num, p.num, 0, p.gen, 0
+	sl.orphan.Store(0)
 	sl.holder.Store(p.num)
 	sl.state.Store(slotHeld)
 	return Request{s, i, sl}, nil
@@ -218,6 +219,9 @@ func (p *Port) Get() (Request, error) {
 // Put returns a request the port holds to the free pool, with its buffer.
 func (p *Port) Put(r Request) error {
 	if err := p.holds(r); err != nil {
+		return err
+	}
+	if err := r.checkNoChildren(); err != nil {
 		return err
 	}
 	p.seg.freeSlot(r.idx)
@@ -295,12 +299,14 @@ func (p *Port) Accept() (Request, bool) {
 		if !ok {
 			return Request{}, false
 		}
+		if !s.claim(i, p.num, slotQueued) {
+			continue // a stale cell: the request was already failed back
+		}
 		sl := s.slot(i)
 		if sl.gen != p.gen { // queued to a previous owner of this port
-			s.failBack(i, codePeerDied)
+			s.failBackParent(i)
 			continue
 		}
-		sl.state.Store(slotServing)
 		return Request{s, i, sl}, true
 	}
 }
@@ -310,6 +316,9 @@ func (p *Port) Accept() (Request, bool) {
 // goes to the previous hop of its path.
 func (p *Port) Respond(r Request, err error) error {
 	if herr := p.holds(r); herr != nil {
+		return herr
+	}
+	if herr := r.checkNoChildren(); herr != nil {
 		return herr
 	}
 	if err == nil {
@@ -331,9 +340,12 @@ func (p *Port) Receive() (Request, bool) {
 		if !ok {
 			return Request{}, false
 		}
+		if !s.claim(i, p.num, slotReplied) {
+			continue
+		}
 		sl := s.slot(i)
 		if sl.gen != p.gen { // a reply to a previous owner of this port
-			s.failBack(i, codePeerDied)
+			s.failBackParent(i)
 			continue
 		}
 		sl.state.Store(slotHeld)
@@ -383,9 +395,46 @@ func (s *Segment) freeSlot(i uint32) {
 		s.pool.release(sl.bufOff, sl.bufLen)
 		sl.bufLen = 0
 	}
+	if sl.parent != 0 {
+		p := sl.parent - 1
+		sl.parent = 0
+		s.childDone(p)
+	}
 	sl.state.Store(slotFree)
 	sl.holder.Store(0)
 	if !s.free.Push(i) {
 		panic("xseg: free ring full although it has a cell for every slot")
 	}
+}
+
+// childDone notes that a request borrowing parent's buffer was put back,
+// and fails the parent back if it was orphaned and this was its last child.
+func (s *Segment) childDone(parent uint32) {
+	ps := s.slot(parent)
+	if ps.children.Add(^uint32(0)) == 0 && ps.orphan.CompareAndSwap(orphanWaiting, orphanDone) {
+		s.failBack(parent, codePeerDied)
+	}
+}
+
+// failBackParent fails back a request its dead server was serving, or
+// leaves that to its last child if children still use its buffer.
+func (s *Segment) failBackParent(i uint32) {
+	ps := s.slot(i)
+	if ps.children.Load() == 0 {
+		s.failBack(i, codePeerDied)
+		return
+	}
+	ps.orphan.Store(orphanWaiting)
+	// The last child may have finished between the load and the store.
+	if ps.children.Load() == 0 && ps.orphan.CompareAndSwap(orphanWaiting, orphanDone) {
+		s.failBack(i, codePeerDied)
+	}
+}
+
+// claim moves slot i, just popped from a ring of port n, from state want to
+// serving, so exactly one party goes on with it. It fails for a stale cell
+// (a request recovery already took) and leaves that slot alone.
+func (s *Segment) claim(i, n, want uint32) bool {
+	sl := s.slot(i)
+	return sl.holder.Load() == n && sl.state.CompareAndSwap(want, slotServing)
 }

@@ -1,5 +1,7 @@
 package xseg
 
+import "time"
+
 // Recovery. A port whose owner died is reclaimed by whichever joined
 // process notices first (the monitor, a Bind, or `xseg recover`): it takes
 // the port over with a compare-and-swap on the owner word, bumping the
@@ -84,14 +86,17 @@ func (s *Segment) reclaim(n uint32, o uint64) RecoverStats {
 		st.FailedBack += failed + s.drainReplies(n)
 	}
 	// Requests the port was serving, and those it held as a client.
+	var stranded []uint32
 	for i := uint32(0); i < s.hdr.Geometry.Requests; i++ {
 		sl := s.slot(i)
 		if sl.holder.Load() != n {
 			continue
 		}
 		switch sl.state.Load() {
+		case slotQueued, slotReplied:
+			stranded = append(stranded, i)
 		case slotServing:
-			s.failBack(i, codePeerDied)
+			s.failBackParent(i)
 			e.failed.Add(1)
 			st.FailedBack++
 		case slotHeld:
@@ -99,15 +104,45 @@ func (s *Segment) reclaim(n uint32, o uint64) RecoverStats {
 				s.freeSlot(i)
 				st.Freed++
 			} else { // a reply it received on its way further back
-				s.failBack(i, codePeerDied)
+				s.failBackParent(i)
 				st.FailedBack++
 			}
 		}
+	}
+	if len(stranded) > 0 {
+		st.FailedBack += s.reclaimStranded(n, stranded)
 	}
 	e.state.Store(portFree)
 	e.sleeping.Store(0)
 	e.owner.CompareAndSwap(o, o&^0xffffffff)
 	return st
+}
+
+// strandGrace is how long recovery waits before it takes a request that
+// says it is queued at (or replied to) a dead port, but is in none of its
+// rings, for lost. Either the dead owner popped it and died before marking
+// it, or a live submitter is between marking it and pushing it; the grace
+// lets the second finish its push (which then drains the ring itself).
+const strandGrace = 50 * time.Millisecond
+
+// reclaimStranded fails back the requests of candidates that are still
+// queued at or replied to port n after strandGrace.
+func (s *Segment) reclaimStranded(n uint32, candidates []uint32) int {
+	time.Sleep(strandGrace)
+	count := s.drainRequests(n) + s.drainReplies(n)
+	for _, i := range candidates {
+		sl := s.slot(i)
+		if sl.holder.Load() != n {
+			continue
+		}
+		for _, st := range []uint32{slotQueued, slotReplied} {
+			if sl.state.CompareAndSwap(st, slotServing) {
+				s.failBackParent(i)
+				count++
+			}
+		}
+	}
+	return count
 }
 
 // drainRequests fails back everything queued to port n, which nobody serves.
@@ -122,8 +157,10 @@ func (s *Segment) drainRequests(n uint32) int {
 		if !ok {
 			return count
 		}
-		s.failBack(i, codePeerDied)
-		count++
+		if s.claim(i, n, slotQueued) {
+			s.failBackParent(i)
+			count++
+		}
 	}
 }
 
@@ -140,7 +177,9 @@ func (s *Segment) drainReplies(n uint32) int {
 		if !ok {
 			return count
 		}
-		s.failBack(i, codePeerDied)
-		count++
+		if s.claim(i, n, slotReplied) {
+			s.failBackParent(i)
+			count++
+		}
 	}
 }

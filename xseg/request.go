@@ -33,6 +33,9 @@ func (r Request) Prepare(op Op, target string, dataLen uint64) error {
 	if dataLen > s.hdr.Geometry.BufferBytes {
 		return fmt.Errorf("prepare %s of %d bytes: %w (%d bytes)", op, dataLen, ErrTooLarge, s.hdr.Geometry.BufferBytes)
 	}
+	if sl.parent != 0 {
+		return fmt.Errorf("prepare %s: request %d borrows a parent's buffer; put it back first", op, r.idx)
+	}
 	if dataLen > sl.bufLen {
 		if sl.bufLen > 0 {
 			s.pool.release(sl.bufOff, sl.bufLen)
@@ -48,6 +51,43 @@ func (r Request) Prepare(op Op, target string, dataLen uint64) error {
 	}
 	sl.op, sl.dlen = uint32(op), dataLen
 	sl.tlen = uint32(copy(sl.target[:], target))
+	return nil
+}
+
+// PrepareChild prepares r as a sub-request whose data is the window
+// [off, off+n) of parent's buffer: no buffer of its own and no copy (a
+// volume request split into object requests). r and parent must be held or
+// served by the same port. Until r is put back, parent does not fail back
+// even if its server dies, so no child's server ever writes into a buffer
+// that was handed to someone else.
+func (r Request) PrepareChild(op Op, target string, parent Request, off, n uint64) error {
+	if len(target) > MaxTargetLen {
+		return fmt.Errorf("prepare %s: %w: %d bytes, the limit is %d", op, ErrTargetTooLong, len(target), MaxTargetLen)
+	}
+	ps := parent.sl
+	if off > ps.dlen || n > ps.dlen-off {
+		return fmt.Errorf("prepare %s: window [%d, %d) outside the parent's %d data bytes", op, off, off+n, ps.dlen)
+	}
+	if r.sl.parent != 0 || r.sl.children.Load() != 0 {
+		return fmt.Errorf("prepare %s: request %d already takes part in a parent/child pair", op, r.idx)
+	}
+	sl := r.sl
+	if sl.bufLen > 0 {
+		r.seg.pool.release(sl.bufOff, sl.bufLen)
+		sl.bufLen = 0
+	}
+	ps.children.Add(1)
+	sl.parent = parent.idx + 1
+	sl.bufOff, sl.dlen = ps.bufOff+off, n
+	sl.op = uint32(op)
+	sl.tlen = uint32(copy(sl.target[:], target))
+	return nil
+}
+
+func (r Request) checkNoChildren() error {
+	if n := r.sl.children.Load(); n != 0 {
+		return fmt.Errorf("request %d: %w: %d sub-requests still use its buffer; put them back first", r.idx, ErrNotHeld, n)
+	}
 	return nil
 }
 

@@ -475,3 +475,59 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestChildrenKeepParentBuffer: sub-requests borrow their parent's buffer;
+// when the parent's server goes away, the parent fails back only after its
+// last child is done, so no child ever writes into a reused buffer.
+func TestChildrenKeepParentBuffer(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	client, _ := s.BindDynamic()
+	middle, _ := s.Bind(1)
+	blocker, _ := s.Bind(2)
+
+	r, _ := client.Get()
+	r.Prepare(OpWrite, "vol", 8192)
+	copy(r.Data(), "0123456789")
+	client.Submit(r, 1)
+	parent, _ := middle.Accept()
+	var kids []Request
+	for i := uint64(0); i < 2; i++ {
+		k, _ := middle.Get()
+		if err := k.PrepareChild(OpWrite, "obj", parent, i*4096, 4096); err != nil {
+			t.Fatal(err)
+		}
+		if err := middle.Submit(k, 2); err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, k)
+	}
+	if string(kids[0].Data()[:4]) != "0123" || len(kids[1].Data()) != 4096 {
+		t.Fatal("child does not see its window of the parent's buffer")
+	}
+	if err := middle.Respond(parent, nil); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("respond with children in flight: %v, want ErrNotHeld", err)
+	}
+	bad, _ := middle.Get()
+	if err := bad.PrepareChild(OpRead, "x", parent, 4096, 8192); err == nil {
+		t.Fatal("a window past the parent's buffer was accepted")
+	}
+	middle.Put(bad)
+
+	middle.Release() // the middle peer goes away with both children out
+	first, _ := blocker.Accept()
+	blocker.Respond(first, nil)
+	if _, ok := client.Receive(); ok {
+		t.Fatal("parent failed back while a child still used its buffer")
+	}
+	second, _ := blocker.Accept()
+	copy(second.Data(), "written by the blocker")
+	blocker.Respond(second, nil)
+	got, ok := client.Receive()
+	if !ok || !errors.Is(got.Err(), ErrPeerDied) {
+		t.Fatalf("parent after its last child: ok %v err %v", ok, got.Err())
+	}
+	client.Put(got)
+	if rep := s.Report(false); rep.FreeRequests != int(testGeometry.Requests) || rep.BufferFree != testGeometry.BufferBytes {
+		t.Fatalf("%d free slots, %d free buffer bytes", rep.FreeRequests, rep.BufferFree)
+	}
+}

@@ -3,7 +3,10 @@
 // indices) with a sequence number per cell, after Dmitry Vyukov's design.
 //
 // No operation takes a lock, so a process that dies inside one never blocks
-// the others forever; the ring lives in memory given by the caller (an mmap'd
+// the others forever: a cell a dead process claimed and left unfinished is
+// finished by the next party that needs it, after RepairAfter. Publishing
+// and releasing a cell are compare-and-swaps, so such a repair never races
+// a live but slow party into losing a value. The ring lives in memory given by the caller (an mmap'd
 // segment) and every process that maps it may push and pop concurrently.
 //
 // A cell packs its sequence number (high 32 bits) and value (low 32 bits)
@@ -14,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -93,29 +98,51 @@ func (r *Ring) cell(pos uint64) *uint64 {
 // Capacity returns the number of cells.
 func (r *Ring) Capacity() int { return int(r.mask + 1) }
 
-// Push appends v and reports whether there was room.
+// RepairAfter is how long a push or pop waits on a cell that another
+// party claimed but left unfinished before it finishes the work for it.
+// Claiming and finishing are two instructions apart, so only a process
+// killed between them (or stopped for this long) leaves a cell so.
+var RepairAfter = 100 * time.Millisecond
+
+// hole marks a cell whose producer never published: consumers skip it.
+const hole = ^uint32(0)
+
+// Push appends v and reports whether there was room. v must not be 2^32-1.
 func (r *Ring) Push(v uint32) bool {
+	var stuck time.Time
 	pos := atomic.LoadUint64(r.head)
 	for {
 		c := r.cell(pos)
-		seq := uint32(atomic.LoadUint64(c) >> 32)
-		switch dif := int32(seq - uint32(pos)); {
+		word := atomic.LoadUint64(c)
+		switch dif := int32(uint32(word>>32) - uint32(pos)); {
 		case dif == 0:
 			if atomic.CompareAndSwapUint64(r.head, pos, pos+1) {
-				atomic.StoreUint64(c, uint64(uint32(pos+1))<<32|uint64(v))
-				return true
+				// A CAS, not a store: a consumer that waited too long for
+				// this cell may have marked it a hole; then push again.
+				if atomic.CompareAndSwapUint64(c, word, uint64(uint32(pos+1))<<32|uint64(v)) {
+					return true
+				}
 			}
-			pos = atomic.LoadUint64(r.head)
 		case dif < 0:
-			return false // the cell still holds a value from one lap ago: full
-		default:
-			pos = atomic.LoadUint64(r.head)
+			if tail := atomic.LoadUint64(r.tail); pos >= tail && pos-tail > r.mask {
+				return false // full: the cell holds the value of one lap ago
+			}
+			// A consumer took the cell's value but has not released it.
+			if stuck.IsZero() {
+				stuck = time.Now()
+			} else if time.Since(stuck) > RepairAfter {
+				atomic.CompareAndSwapUint64(c, word, uint64(uint32(pos))<<32)
+				stuck = time.Time{}
+			}
+			runtime.Gosched()
 		}
+		pos = atomic.LoadUint64(r.head)
 	}
 }
 
 // Pop removes the oldest value and reports whether there was one.
 func (r *Ring) Pop() (uint32, bool) {
+	var stuck time.Time
 	pos := atomic.LoadUint64(r.tail)
 	for {
 		c := r.cell(pos)
@@ -123,17 +150,28 @@ func (r *Ring) Pop() (uint32, bool) {
 		switch dif := int32(uint32(word>>32) - uint32(pos+1)); {
 		case dif == 0:
 			if atomic.CompareAndSwapUint64(r.tail, pos, pos+1) {
-				// The value read above belongs to this lap: no producer may
-				// touch the cell until the store below frees it.
-				atomic.StoreUint64(c, uint64(uint32(pos+r.mask+1))<<32)
-				return uint32(word), true
+				// Release the cell for the producer one lap ahead. The
+				// CAS fails only if that producer, after waiting too
+				// long, released it for us.
+				atomic.CompareAndSwapUint64(c, word, uint64(uint32(pos+r.mask+1))<<32)
+				if v := uint32(word); v != hole {
+					return v, true
+				}
 			}
-			pos = atomic.LoadUint64(r.tail)
 		case dif < 0:
-			return 0, false // not yet published: empty
-		default:
-			pos = atomic.LoadUint64(r.tail)
+			if atomic.LoadUint64(r.head) <= pos {
+				return 0, false // empty
+			}
+			// A producer claimed the cell but has not published it.
+			if stuck.IsZero() {
+				stuck = time.Now()
+			} else if time.Since(stuck) > RepairAfter {
+				atomic.CompareAndSwapUint64(c, word, uint64(uint32(pos+1))<<32|uint64(hole))
+				stuck = time.Time{}
+			}
+			runtime.Gosched()
 		}
+		pos = atomic.LoadUint64(r.tail)
 	}
 }
 
@@ -147,9 +185,8 @@ func (r *Ring) Len() int {
 	return int(head - tail)
 }
 
-// Empty reports whether the next Pop would find nothing published.
-// It is the cheap check a waiter makes before it sleeps.
+// Empty reports whether no value is published or being published: the
+// cheap check a waiter makes before it sleeps.
 func (r *Ring) Empty() bool {
-	pos := atomic.LoadUint64(r.tail)
-	return int32(uint32(atomic.LoadUint64(r.cell(pos))>>32)-uint32(pos+1)) < 0
+	return atomic.LoadUint64(r.head) <= atomic.LoadUint64(r.tail)
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -160,5 +162,67 @@ func BenchmarkPushPop(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r.Push(uint32(i))
 		r.Pop()
+	}
+}
+
+// TestRepairDeadProducer: a producer that claimed a cell and died before
+// publishing it leaves a hole that consumers skip after RepairAfter.
+func TestRepairDeadProducer(t *testing.T) {
+	defer func(d time.Duration) { RepairAfter = d }(RepairAfter)
+	RepairAfter = 20 * time.Millisecond
+	r, _ := Init(newMem(8), 8)
+	r.Push(1)
+	atomic.AddUint64(r.head, 1) // claimed, never published
+	r.Push(2)
+	if v, ok := r.Pop(); !ok || v != 1 {
+		t.Fatalf("first pop %d,%v", v, ok)
+	}
+	if r.Empty() {
+		t.Fatal("Empty with a value behind the hole")
+	}
+	begin := time.Now()
+	if v, ok := r.Pop(); !ok || v != 2 {
+		t.Fatalf("pop past the hole %d,%v", v, ok)
+	}
+	if d := time.Since(begin); d < RepairAfter {
+		t.Fatalf("repaired after %v, before RepairAfter", d)
+	}
+	for i := uint32(0); i < 20; i++ { // the ring goes on working, lap after lap
+		if !r.Push(i) {
+			t.Fatal("push after repair refused")
+		}
+		if v, _ := r.Pop(); v != i {
+			t.Fatalf("pop %d after repair", v)
+		}
+	}
+}
+
+// TestRepairDeadConsumer: a consumer that took a value and died before
+// releasing its cell does not leave the ring full forever.
+func TestRepairDeadConsumer(t *testing.T) {
+	defer func(d time.Duration) { RepairAfter = d }(RepairAfter)
+	RepairAfter = 20 * time.Millisecond
+	r, _ := Init(newMem(4), 4)
+	for i := uint32(0); i < 4; i++ {
+		r.Push(i)
+	}
+	atomic.AddUint64(r.tail, 1) // took value 0, never released the cell
+	for i := uint32(1); i < 4; i++ {
+		if v, _ := r.Pop(); v != i {
+			t.Fatalf("pop %d, want %d", v, i)
+		}
+	}
+	for i := uint32(10); i < 14; i++ {
+		if !r.Push(i) {
+			t.Fatalf("push %d refused: the dead consumer's cell was not repaired", i)
+		}
+	}
+	if r.Push(99) {
+		t.Fatal("push into a really full ring succeeded")
+	}
+	for i := uint32(10); i < 14; i++ {
+		if v, _ := r.Pop(); v != i {
+			t.Fatalf("pop %d, want %d", v, i)
+		}
 	}
 }
