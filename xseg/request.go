@@ -57,7 +57,7 @@ func (r Request) Prepare(op Op, target string, dataLen uint64) error {
 // PrepareChild prepares r as a sub-request whose data is the window
 // [off, off+n) of parent's buffer: no buffer of its own and no copy (a
 // volume request split into object requests). r and parent must be held or
-// served by the same port. Until r is put back, parent does not fail back
+// served by ports of the same process. Until r is put back, parent does not fail back
 // even if its server dies, so no child's server ever writes into a buffer
 // that was handed to someone else.
 func (r Request) PrepareChild(op Op, target string, parent Request, off, n uint64) error {
