@@ -1,0 +1,309 @@
+package composer
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/archipelago-go/archipelago/peers/protocol"
+	"github.com/archipelago-go/archipelago/xseg"
+)
+
+const (
+	volSize   = 64 << 20
+	blockSize = 4 << 20
+)
+
+// fakeMapper maps block i of a volume to object "<vol>.<i>"; a block is
+// the zero block until a MAPW touched it. It counts the requests it gets.
+type fakeMapper struct {
+	mu      sync.Mutex
+	written map[string]bool
+	calls   map[xseg.Op]int
+}
+
+func (m *fakeMapper) serve(p *xseg.Port, r xseg.Request) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls[r.Op()]++
+	switch r.Op() {
+	case xseg.OpInfo:
+		binary.LittleEndian.PutUint64(r.Data(), volSize)
+		binary.LittleEndian.PutUint64(r.Data()[8:], blockSize)
+		return nil
+	case xseg.OpMapRead, xseg.OpMapWrite:
+		var segs []protocol.Segment
+		off, left := r.Offset(), r.Size()
+		if off+left > volSize {
+			return syscall.EINVAL
+		}
+		for left > 0 {
+			i, in := off/blockSize, off%blockSize
+			n := min(left, blockSize-in)
+			obj := fmt.Sprintf("%s.%d", r.TargetString(), i)
+			if r.Op() == xseg.OpMapWrite {
+				m.written[obj] = true
+			}
+			s := protocol.Segment{Object: obj, Offset: in, Size: n}
+			if !m.written[obj] {
+				s.Flags = protocol.SegmentZero
+			}
+			segs = append(segs, s)
+			off += n
+			left -= n
+		}
+		return protocol.EncodeMap(r.Data(), segs)
+	case xseg.OpSnapshot:
+		for k := range m.written { // the snapshot shares them: read-only now
+			delete(m.written, k)
+		}
+		return nil
+	}
+	return syscall.EOPNOTSUPP
+}
+
+func (m *fakeMapper) count(op xseg.Op) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls[op]
+}
+
+// fakeBlocker keeps objects in memory.
+type fakeBlocker struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	ops     map[xseg.Op]int
+}
+
+func (b *fakeBlocker) serve(p *xseg.Port, r xseg.Request) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops[r.Op()]++
+	if r.Size() == 0 {
+		return nil // a flush
+	}
+	obj := b.objects[r.TargetString()]
+	if need := int(r.Offset() + r.Size()); len(obj) < need {
+		obj = append(obj, make([]byte, need-len(obj))...)
+		b.objects[r.TargetString()] = obj
+	}
+	switch r.Op() {
+	case xseg.OpRead:
+		copy(r.Data(), obj[r.Offset():])
+	case xseg.OpWrite:
+		copy(obj[r.Offset():], r.Data())
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	r.SetServiced(r.Size())
+	return nil
+}
+
+func (b *fakeBlocker) count(op xseg.Op) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ops[op]
+}
+
+func servePort(t *testing.T, p *xseg.Port, f func(*xseg.Port, xseg.Request) error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !p.Interrupted() {
+			p.Wait(0)
+			for {
+				r, ok := p.Accept()
+				if !ok {
+					break
+				}
+				p.Respond(r, f(p, r))
+			}
+		}
+	}()
+	t.Cleanup(func() { p.Interrupt(); <-done })
+}
+
+type rig struct {
+	client *xseg.Port
+	mapper *fakeMapper
+	store  *fakeBlocker
+	seg    *xseg.Segment
+}
+
+func newRig(t *testing.T) *rig {
+	opts := xseg.Options{Dir: t.TempDir()}
+	if err := xseg.Create("c", xseg.Geometry{Ports: 8, StaticPorts: 4, Requests: 1024, BufferBytes: 64 << 20}, opts); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := xseg.Join("c", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Leave() })
+	vp, _ := seg.Bind(1)
+	mp, _ := seg.Bind(2)
+	bp, _ := seg.Bind(3)
+	rg := &rig{seg: seg,
+		mapper: &fakeMapper{written: map[string]bool{}, calls: map[xseg.Op]int{}},
+		store:  &fakeBlocker{objects: map[string][]byte{}, ops: map[xseg.Op]int{}},
+	}
+	servePort(t, mp, rg.mapper.serve)
+	servePort(t, bp, rg.store.serve)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); New(vp, 2, 3, nil).Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rg.client, _ = seg.BindDynamic()
+	return rg
+}
+
+// do sends one request to vlmcd and waits for its reply.
+func (rg *rig) do(t *testing.T, op xseg.Op, vol string, off uint64, data []byte, size uint64, flags xseg.Flags) ([]byte, error) {
+	t.Helper()
+	r, err := rg.client.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Prepare(op, vol, size); err != nil {
+		t.Fatal(err)
+	}
+	copy(r.Data(), data)
+	r.SetOffset(off)
+	r.SetSize(size)
+	r.SetFlags(flags)
+	if err := rg.client.Submit(r, 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rg.client.Wait(time.Second)
+		if rep, ok := rg.client.Receive(); ok {
+			out := bytes.Clone(rep.Data())
+			err := rep.Err()
+			rg.client.Put(rep)
+			return out, err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v %s: no reply", op, vol)
+		}
+	}
+}
+
+func TestReadWriteAcrossObjects(t *testing.T) {
+	rg := newRig(t)
+	model := make([]byte, volSize)
+	rnd := rand.New(rand.NewSource(1))
+	for i := 0; i < 40; i++ {
+		off := uint64(rnd.Intn(volSize - 9<<20))
+		n := uint64(1 + rnd.Intn(9<<20))
+		if i%3 == 0 { // straddle an object boundary
+			off = uint64(rnd.Intn(15)+1)*blockSize - uint64(rnd.Intn(4096)) - 1
+			n = uint64(rnd.Intn(8192) + 2)
+		}
+		data := make([]byte, n)
+		rnd.Read(data)
+		if _, err := rg.do(t, xseg.OpWrite, "vol", off, data, n, 0); err != nil {
+			t.Fatalf("write %d at %d: %v", n, off, err)
+		}
+		copy(model[off:], data)
+	}
+	for off := uint64(0); off < volSize; off += 3 << 20 {
+		n := min(uint64(5<<20), volSize-off)
+		got, err := rg.do(t, xseg.OpRead, "vol", off, nil, n, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, model[off:off+n]) {
+			t.Fatalf("read at %d differs from what was written", off)
+		}
+	}
+	if _, err := rg.do(t, xseg.OpRead, "vol", volSize-10, nil, 11, 0); err != syscall.EINVAL {
+		t.Fatalf("read past the end: %v, want EINVAL", err)
+	}
+}
+
+func TestZerosCacheAndBarriers(t *testing.T) {
+	rg := newRig(t)
+	got, err := rg.do(t, xseg.OpRead, "v", 5<<20, nil, 8192, 0)
+	if err != nil || !bytes.Equal(got, make([]byte, 8192)) {
+		t.Fatalf("never-written read: %v", err)
+	}
+	if rg.store.count(xseg.OpRead) != 0 {
+		t.Fatal("a never-written block was read from storage")
+	}
+	for i := 0; i < 10; i++ {
+		rg.do(t, xseg.OpWrite, "v", uint64(i)*4096, []byte{byte(i + 1)}, 4096, xseg.FlagFUA)
+	}
+	if n := rg.mapper.count(xseg.OpMapWrite); n != 1 {
+		t.Fatalf("%d MAPW for 10 writes to one block: the mapping was not cached", n)
+	}
+	if _, err := rg.do(t, xseg.OpFlush, "v", 0, nil, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.do(t, xseg.OpSnapshot, "v", 0, nil, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	rg.do(t, xseg.OpWrite, "v", 0, []byte{9}, 4096, 0)
+	if n := rg.mapper.count(xseg.OpMapWrite); n != 2 {
+		t.Fatalf("%d MAPW: a write after SNAPSHOT did not ask the mapper again", n)
+	}
+	got, _ = rg.do(t, xseg.OpRead, "v", 4096, nil, 1, 0)
+	if got[0] != 2 {
+		t.Fatalf("read back %d, want 2", got[0])
+	}
+	if rep := rg.seg.Report(false); rep.FreeRequests != 1024 {
+		t.Fatalf("%d free slots after the test, want 1024", rep.FreeRequests)
+	}
+}
+
+// TestManyInFlight keeps 64 volume writes in flight on 4 volumes, then
+// checks every byte.
+func TestManyInFlight(t *testing.T) {
+	rg := newRig(t)
+	const depth, total = 64, 2000
+	c := rg.client
+	sent, done := 0, 0
+	submit := func() {
+		r, _ := c.Get()
+		r.Prepare(xseg.OpWrite, fmt.Sprintf("v%d", sent%4), 4096)
+		binary.LittleEndian.PutUint64(r.Data(), uint64(sent))
+		r.SetOffset(uint64(sent/4) * 4096)
+		r.SetSize(4096)
+		if err := c.Submit(r, 1); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	for sent < depth {
+		submit()
+	}
+	for done < total {
+		c.Wait(time.Second)
+		for {
+			r, ok := c.Receive()
+			if !ok {
+				break
+			}
+			if r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+			c.Put(r)
+			done++
+			if sent < total {
+				submit()
+			}
+		}
+	}
+	for i := 0; i < total; i += 97 {
+		got, err := rg.do(t, xseg.OpRead, fmt.Sprintf("v%d", i%4), uint64(i/4)*4096, nil, 8, 0)
+		if err != nil || binary.LittleEndian.Uint64(got) != uint64(i) {
+			t.Fatalf("write %d reads back %d (%v)", i, binary.LittleEndian.Uint64(got), err)
+		}
+	}
+}
