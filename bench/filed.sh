@@ -3,18 +3,21 @@
 # read and write at iodepth 1 and 16, 1 MiB sequential write and read at
 # iodepth 8. filed serves 16 objects of 4 MiB (written first); fio works on
 # 16 files of 4 MiB in another directory of the same tmpfs, with psync
-# (iodepth D = D threads) and libaio (one thread, D in flight).
+# (iodepth D = D threads) and libaio (one thread, D in flight). Each test
+# runs --repeat times, the three systems one after the other each time; the
+# table shows medians (a shared machine is noisy: look at the spread).
 #
-#   bench/filed.sh [--duration 5s] [--dir /dev/shm] [--json FILE]
+#   bench/filed.sh [--duration 5s] [--repeat 3] [--dir /dev/shm] [--json FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=5s base=/dev/shm out=""
+duration=5s repeat=3 base=/dev/shm out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--duration) duration=$2; shift 2 ;;
 	--dir) base=$2; shift 2 ;;
+	--repeat) repeat=$2; shift 2 ;;
 	--json) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
 	*) echo "filed.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -52,21 +55,35 @@ fio --name=layout --directory="$fiodir" --filename_format='f.$filenum' --nrfiles
 	--size=64M --rw=write --bs=1M --ioengine=psync >/dev/null
 
 results=$(mktemp)
-row() { # label, filed json, psync json, libaio json
-	local f=$2 p=$3 a=$4
-	printf '%s\n%s\n%s\n' "$f" "$p" "$a" >>"$results"
-	jq -rn --arg l "$1" --argjson f "$f" --argjson p "$p" --argjson a "$a" \
-		'def r(x): (x * 100 | round / 100); 
-		"\($l)\t\($f.ops_per_sec|floor)\t\($f.mib_per_sec|r(.))\t\($f.p50_us|r(.))\t\($p.ops_per_sec|floor)\t\($a.ops_per_sec|floor)\t\(r($f.ops_per_sec / $p.ops_per_sec))\t\(r($f.ops_per_sec / $a.ops_per_sec))"'
+# test LABEL OBJ-ARGS FIO-RW FIO-BS DEPTH: runs the three --repeat times,
+# prints one row of medians.
+test() {
+	local label=$1 rw=$3 bs=$4 d=$5 i f p a
+	read -r -a objargs <<<"$2"
+	local fs=() ps=() as=()
+	for ((i = 0; i < repeat; i++)); do
+		f=$(obj "${objargs[@]}" "$d") p=$(fio_run psync "$rw" "$bs" "$d") a=$(fio_run libaio "$rw" "$bs" "$d")
+		printf '%s\n' "$(jq -c --arg l "$label" '. + {test: $l}' <<<"$f")" \
+			"$(jq -c --arg l "$label" '. + {test: $l}' <<<"$p")" "$(jq -c --arg l "$label" '. + {test: $l}' <<<"$a")" >>"$results"
+		fs+=("$f") ps+=("$p") as+=("$a")
+	done
+	jq -rn --arg l "$label" --argjson f "$(printf '%s\n' "${fs[@]}" | jq -s .)" \
+		--argjson p "$(printf '%s\n' "${ps[@]}" | jq -s .)" --argjson a "$(printf '%s\n' "${as[@]}" | jq -s .)" '
+		def med(k): map(k) | sort | .[length / 2 | floor];
+		def r(x): (x * 100 | round / 100);
+		def spread(k): "\(map(k) | min | floor)-\(map(k) | max | floor)";
+		"\($l)\t\($f | med(.ops_per_sec) | floor) (\($f | spread(.ops_per_sec)))\t\($f | med(.mib_per_sec) | r(.))\t\($f | med(.p50_us) | r(.))\t" +
+		"\($p | med(.ops_per_sec) | floor) (\($p | spread(.ops_per_sec)))\t\($a | med(.ops_per_sec) | floor) (\($a | spread(.ops_per_sec)))\t" +
+		"\(r(($f | med(.ops_per_sec)) / ($p | med(.ops_per_sec))))\t\(r(($f | med(.ops_per_sec)) / ($a | med(.ops_per_sec))))"'
 }
 {
-	printf 'test\tfiled ops/s\tfiled MiB/s\tfiled p50 µs\tfio psync ops/s\tfio libaio ops/s\tfiled/psync\tfiled/libaio\n'
+	printf 'test\tfiled ops/s (min-max)\tfiled MiB/s\tfiled p50 µs\tfio psync ops/s\tfio libaio ops/s\tfiled/psync\tfiled/libaio\n'
 	for d in 1 16; do
-		row "4K randread d$d" "$(obj read rand 4K $d)" "$(fio_run psync randread 4k $d)" "$(fio_run libaio randread 4k $d)"
-		row "4K randwrite d$d" "$(obj write rand 4K $d)" "$(fio_run psync randwrite 4k $d)" "$(fio_run libaio randwrite 4k $d)"
+		test "4K randread d$d" "read rand 4K" randread 4k $d
+		test "4K randwrite d$d" "write rand 4K" randwrite 4k $d
 	done
-	row "1M write d8" "$(obj write seq 1M 8)" "$(fio_run psync write 1m 8)" "$(fio_run libaio write 1m 8)"
-	row "1M read d8" "$(obj read seq 1M 8)" "$(fio_run psync read 1m 8)" "$(fio_run libaio read 1m 8)"
+	test "1M write d8" "write seq 1M" write 1m 8
+	test "1M read d8" "read seq 1M" read 1m 8
 } | column -t -s $'\t'
 [[ -n $out ]] && jq -s . "$results" >"$out"
 rm -f "$results"

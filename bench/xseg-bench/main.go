@@ -25,6 +25,9 @@ Modes:
           every request at once, so the load modes measure XSEG itself
   ipc     closed loop against a port: keep --iodepth requests in flight,
           resubmit each as its reply arrives, report requests/s and latency
+  object  closed loop of object READs or WRITEs against a blocker port (filed,
+          radosd): sequential or random, request and object size, iodepth,
+          optional data verification; reports MiB/s besides requests/s
 
 Run "xseg-bench MODE --help" for the flags of a mode.
 `
@@ -40,6 +43,8 @@ func main() {
 		err = serve(args)
 	case "ipc":
 		err = ipc(args)
+	case "object":
+		err = object(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -167,79 +172,33 @@ func ipc(args []string) error {
 	return nil
 }
 
-// runIPC keeps c.iodepth requests in flight against c.port from one
-// goroutine, which both submits and receives: the cheapest client there is.
+// runIPC keeps c.iodepth PINGs (or WRITEs of --size bytes to a null peer)
+// in flight against c.port.
 func runIPC(port *xseg.Port, c loadConfig) (latency.Result, error) {
 	op := xseg.OpPing
 	if c.size.Bytes > 0 {
 		op = xseg.OpWrite
 	}
-	m := latency.NewMeter(c.warmup, c.duration)
-	sample := latency.NewSampler(c.sampleEvery)
-	submitted := make([]int64, port.Segment().Geometry().Requests)
-	submit := func(r xseg.Request) error {
-		submitted[r.Index()] = 0
-		if sample.Next() {
-			submitted[r.Index()] = m.Now()
-		}
-		return port.Submit(r, c.port)
+	l := closedLoop{
+		port: port, dst: c.port, iodepth: c.iodepth,
+		meter:  latency.NewMeter(c.warmup, c.duration),
+		sample: latency.NewSampler(c.sampleEvery),
+		fill: func(r xseg.Request, first bool) error {
+			if !first {
+				return nil
+			}
+			r.SetSize(c.size.Bytes)
+			return r.Prepare(op, "xseg-bench", c.size.Bytes)
+		},
 	}
-	inflight := 0
-	for ; inflight < c.iodepth; inflight++ {
-		r, err := port.Get()
-		if err == nil {
-			err = r.Prepare(op, "xseg-bench", c.size.Bytes)
-		}
-		if err != nil {
-			return latency.Result{}, fmt.Errorf("request %d of --iodepth %d: %w", inflight+1, c.iodepth, err)
-		}
-		r.SetSize(c.size.Bytes)
-		if err := submit(r); err != nil {
-			return latency.Result{}, err
-		}
+	st, err := l.run()
+	if err != nil {
+		return latency.Result{}, err
 	}
-	var errs uint64
-	var firstErr error
-	running := true
-	for inflight > 0 {
-		port.Wait(0)
-		n := 0
-		for {
-			r, ok := port.Receive()
-			if !ok {
-				break
-			}
-			n++
-			if t := submitted[r.Index()]; t != 0 {
-				m.Record(t, m.Now())
-			}
-			if err := r.Err(); err != nil {
-				errs++
-				if firstErr == nil {
-					firstErr = err
-				}
-				if errors.Is(err, xseg.ErrPeerDied) {
-					running = false // nobody serves the port any more
-				}
-			}
-			if running {
-				if err := submit(r); err == nil {
-					continue
-				}
-				running = false
-			}
-			port.Put(r)
-			inflight--
-		}
-		m.Done(n)
-		if running && !m.Tick(m.Now()) {
-			running = false
-		}
-	}
-	res := m.Result("ipc", c.iodepth, int(c.size.Bytes), c.sampleEvery)
-	res.Errors = errs
-	if firstErr != nil && res.Ops == 0 {
-		return res, fmt.Errorf("port %d: %w", c.port, firstErr)
+	res := l.meter.Result("ipc", c.iodepth, int(c.size.Bytes), c.sampleEvery)
+	res.Errors = st.errors
+	if st.firstErr != nil && res.Ops == 0 {
+		return res, fmt.Errorf("port %d: %w", c.port, st.firstErr)
 	}
 	return res, nil
 }

@@ -1,0 +1,58 @@
+// Command vlmcd is the volume composer: it serves volume READ, WRITE and
+// FLUSH on its port by mapping them to objects through mapperd and sending
+// the object I/O to the data blocker, with no copy of the data.
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+
+	"github.com/archipelago-go/archipelago/peers"
+	"github.com/archipelago-go/archipelago/peers/composer"
+	"github.com/archipelago-go/archipelago/tools/cli"
+	"github.com/archipelago-go/archipelago/xseg"
+)
+
+const usage = `Usage: vlmcd --port N --mapper-port M --blocker-port B [flags]
+
+vlmcd serves volumes on its port: READ and WRITE of a volume range become
+object I/O on the data blocker (port B), along the volume's map, which it
+asks mapperd (port M) for and keeps while the volume is open here. FLUSH is a
+barrier over the volume's writes. SNAPSHOT, CLOSE, DELETE, TRUNCATE and RENAME
+wait for the volume's I/O to drain, then go to mapperd; other ops go to
+mapperd directly. Send every volume op through vlmcd, so its mappings stay
+true.
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		cli.Fatal("vlmcd", err)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("vlmcd", flag.ContinueOnError)
+	cfg := peers.Config{Name: "vlmcd"}
+	cfg.Define(fs)
+	mapper := fs.Int("mapper-port", 1001, "port of mapperd")
+	blocker := fs.Int("blocker-port", 1000, "port of the data blocker (filed or radosd)")
+	peers.SetUsage(fs, usage)
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected argument %q", pos[0])
+	}
+	if err := cfg.Check(); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	if len(cfg.Ports) != 1 {
+		return cli.Usagef("vlmcd serves one port, got %d", len(cfg.Ports))
+	}
+	return peers.RunLoop(cfg, func(p *peers.Peer) (peers.Loop, error) {
+		c := composer.New(p.Ports()[0], *mapper, *blocker, p.Log())
+		return func(ctx context.Context, _ []*xseg.Port) { c.Serve(ctx) }, nil
+	})
+}
