@@ -188,5 +188,9 @@ func (r *Ring) Len() int {
 // Empty reports whether no value is published or being published: the
 // cheap check a waiter makes before it sleeps.
 func (r *Ring) Empty() bool {
-	return atomic.LoadUint64(r.head) <= atomic.LoadUint64(r.tail)
+	pos := atomic.LoadUint64(r.tail)
+	if uint32(atomic.LoadUint64(r.cell(pos))>>32) == uint32(pos+1) {
+		return false // published: the common case reads no producer line
+	}
+	return atomic.LoadUint64(r.head) <= pos
 }
