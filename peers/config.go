@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/archipelago-go/archipelago/tools/cli"
 	"github.com/archipelago-go/archipelago/xseg"
 )
 
@@ -136,3 +137,21 @@ when draining, WATCHDOG=1 every WatchdogSec/2 when WatchdogSec is set.
 A port owned by a live process is refused (exit 1); the port of a peer that
 died is taken over, its unanswered requests failed back to their clients.
 `
+
+// Parse is a peer binary's command line: it sets usage as the --help
+// header, parses args with fs (on which Define and the peer's own flags
+// are defined), refuses positional arguments and checks c.
+func (c *Config) Parse(fs *flag.FlagSet, args []string, usage string) error {
+	SetUsage(fs, usage)
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected argument %q", pos[0])
+	}
+	if err := c.Check(); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	return nil
+}

@@ -69,6 +69,20 @@ func (t *target) define(fs *flag.FlagSet, portHelp string) {
 	fs.IntVar(&t.port, "port", 0, portHelp)
 }
 
+// join joins the target's segment and binds a client port there.
+func (t *target) join() (*xseg.Segment, *xseg.Port, error) {
+	s, err := xseg.Join(t.segment, xseg.Options{Dir: t.dir})
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := s.BindDynamic()
+	if err != nil {
+		s.Leave()
+		return nil, nil, err
+	}
+	return s, port, nil
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	pos, err := cli.Parse(fs, args)
 	if err == nil && len(pos) > 0 {
@@ -152,15 +166,11 @@ func ipc(args []string) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	s, err := xseg.Join(c.segment, xseg.Options{Dir: c.dir})
+	s, port, err := c.join()
 	if err != nil {
 		return err
 	}
 	defer s.Leave()
-	port, err := s.BindDynamic()
-	if err != nil {
-		return err
-	}
 	res, err := runIPC(port, c)
 	if err != nil {
 		return err

@@ -78,15 +78,11 @@ func object(args []string) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	s, err := xseg.Join(c.segment, xseg.Options{Dir: c.dir})
+	s, port, err := c.join()
 	if err != nil {
 		return err
 	}
 	defer s.Leave()
-	port, err := s.BindDynamic()
-	if err != nil {
-		return err
-	}
 	if c.prefill {
 		if err := prefill(port, c); err != nil {
 			return err

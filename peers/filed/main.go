@@ -45,16 +45,8 @@ func run(args []string) error {
 	fs.StringVar(&opts.LockDir, "lock-dir", "", "directory for lock files, flat as DIR/NAME_lock (default: in the data tree, as filed does)")
 	fs.IntVar(&opts.FDCache, "fdcache", file.DefaultFDCache, "object files kept open")
 	fs.BoolVar(&opts.DirectIO, "directio", false, "open object files with O_DIRECT, bypassing the page cache")
-	peers.SetUsage(fs, usage)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
+	if err := cfg.Parse(fs, args, usage); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("unexpected argument %q", pos[0])
-	}
-	if err := cfg.Check(); err != nil {
-		return cli.Usagef("%v", err)
 	}
 	if *dataDir == defaultDir {
 		if err := os.MkdirAll(*dataDir, 0o750); err != nil {

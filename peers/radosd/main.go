@@ -48,16 +48,8 @@ func run(args []string) error {
 	fs.StringVar(&rc.ClientID, "cephx-id", "", `cephx user without the "client." prefix (default admin)`)
 	fs.StringVar(&rc.Namespace, "namespace", "", "RADOS namespace in the pool (default: the pool's default namespace, where the original keeps its objects)")
 	fs.DurationVar(&rc.Timeout, "timeout", rados.DefaultTimeout, "bound on connecting and on every librados operation")
-	peers.SetUsage(fs, usage)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
+	if err := cfg.Parse(fs, args, usage); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("unexpected argument %q", pos[0])
-	}
-	if err := cfg.Check(); err != nil {
-		return cli.Usagef("%v", err)
 	}
 	if rc.Pool == "" {
 		return cli.Usagef("--pool: required")

@@ -37,16 +37,8 @@ func run(args []string) error {
 	cfg.Define(fs)
 	mapper := fs.Int("mapper-port", 1001, "port of mapperd")
 	blocker := fs.Int("blocker-port", 1000, "port of the data blocker (filed or radosd)")
-	peers.SetUsage(fs, usage)
-	pos, err := cli.Parse(fs, args)
-	if err != nil {
+	if err := cfg.Parse(fs, args, usage); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("unexpected argument %q", pos[0])
-	}
-	if err := cfg.Check(); err != nil {
-		return cli.Usagef("%v", err)
 	}
 	if len(cfg.Ports) != 1 {
 		return cli.Usagef("vlmcd serves one port, got %d", len(cfg.Ports))
