@@ -103,3 +103,35 @@ func TestClientCalls(t *testing.T) {
 	c.Put(r)
 	c.Close()
 }
+
+// BenchmarkClientCall measures one Call round trip to a port served by a
+// goroutine of the same process.
+func BenchmarkClientCall(b *testing.B) {
+	opts := xseg.Options{Dir: b.TempDir()}
+	xseg.Create("c", xseg.Geometry{Ports: 8, StaticPorts: 4, Requests: 64, BufferBytes: 16 << 20}, opts)
+	seg, _ := xseg.Join("c", opts)
+	defer seg.Leave()
+	server, _ := seg.Bind(1)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for !server.Interrupted() {
+			server.Wait(0)
+			for r, ok := server.Accept(); ok; r, ok = server.Accept() {
+				server.Respond(r, nil)
+			}
+		}
+	}()
+	defer func() { server.Interrupt(); <-stopped }()
+	c, _ := NewClient(seg)
+	defer c.Close()
+	r, _ := c.Get()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := c.Call(context.Background(), r, 1)
+		if err != nil || rep.Err() != nil {
+			b.Fatal(err, rep.Err())
+		}
+		r = rep
+	}
+}
