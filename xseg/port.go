@@ -299,7 +299,7 @@ func (p *Port) Accept() (Request, bool) {
 		if !ok {
 			return Request{}, false
 		}
-		if !s.claim(i, p.num, slotQueued) {
+		if !s.claim(i, p.num, slotQueued, slotServing) {
 			continue // a stale cell: the request was already failed back
 		}
 		sl := s.slot(i)
@@ -340,7 +340,7 @@ func (p *Port) Receive() (Request, bool) {
 		if !ok {
 			return Request{}, false
 		}
-		if !s.claim(i, p.num, slotReplied) {
+		if !s.claim(i, p.num, slotReplied, slotHeld) {
 			continue
 		}
 		sl := s.slot(i)
@@ -348,7 +348,6 @@ func (p *Port) Receive() (Request, bool) {
 			s.failBackParent(i)
 			continue
 		}
-		sl.state.Store(slotHeld)
 		return Request{s, i, sl}, true
 	}
 }
@@ -432,9 +431,9 @@ func (s *Segment) failBackParent(i uint32) {
 }
 
 // claim moves slot i, just popped from a ring of port n, from state want to
-// serving, so exactly one party goes on with it. It fails for a stale cell
+// state to, so exactly one party goes on with it. It fails for a stale cell
 // (a request recovery already took) and leaves that slot alone.
-func (s *Segment) claim(i, n, want uint32) bool {
+func (s *Segment) claim(i, n, want, to uint32) bool {
 	sl := s.slot(i)
-	return sl.holder.Load() == n && sl.state.CompareAndSwap(want, slotServing)
+	return sl.holder.Load() == n && sl.state.CompareAndSwap(want, to)
 }

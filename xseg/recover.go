@@ -157,7 +157,7 @@ func (s *Segment) drainRequests(n uint32) int {
 		if !ok {
 			return count
 		}
-		if s.claim(i, n, slotQueued) {
+		if s.claim(i, n, slotQueued, slotServing) {
 			s.failBackParent(i)
 			count++
 		}
@@ -177,7 +177,7 @@ func (s *Segment) drainReplies(n uint32) int {
 		if !ok {
 			return count
 		}
-		if s.claim(i, n, slotReplied) {
+		if s.claim(i, n, slotReplied, slotServing) {
 			s.failBackParent(i)
 			count++
 		}
