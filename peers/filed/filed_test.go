@@ -6,12 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,104 +31,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// filedProcess is a filed started by a test.
-type filedProcess struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-	err    error // of Wait, once done is closed
-}
-
 // command returns a filed command with args.
-func command(args ...string) (*exec.Cmd, *syncBuffer) {
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "FILED_TEST_MAIN=1")
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	return cmd, stderr
+func command(args ...string) (*exec.Cmd, *peertest.SyncBuffer) {
+	return peertest.Command([]string{"FILED_TEST_MAIN=1"}, args...)
 }
 
 // startFiled starts filed on port 1 of the test segment and waits for its
-// READY=1 on a notification socket, as systemd would.
-func startFiled(t *testing.T, segDir, dataDir string, extra ...string) *filedProcess {
+// READY=1.
+func startFiled(t *testing.T, segDir, dataDir string, extra ...string) *peertest.Process {
 	t.Helper()
-	sockPath := filepath.Join(t.TempDir(), "notify")
-	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
 	args := append([]string{"--segment", "test", "--segment-dir", segDir, "--port", "1", "--data-dir", dataDir}, extra...)
-	cmd, stderr := command(args...)
-	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sockPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f := &filedProcess{cmd: cmd, stderr: stderr, done: make(chan struct{})}
-	go func() { f.err = cmd.Wait(); close(f.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-f.done
-		if t.Failed() {
-			t.Logf("filed (pid %d) stderr:\n%s", cmd.Process.Pid, stderr)
-		}
-	})
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := sock.Read(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-f.done:
-		t.Fatalf("filed exited before READY=1: %v\n%s", f.err, stderr)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no READY=1 from filed\n%s", stderr)
-	}
-	return f
-}
-
-// wait waits for the process to exit and returns Wait's error.
-func (f *filedProcess) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case <-f.done:
-		return f.err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("filed did not exit\n%s", f.stderr)
-		return nil
-	}
+	return peertest.Start(t, "filed", []string{"FILED_TEST_MAIN=1"}, args...)
 }
 
 func newDataDir(t *testing.T) string {
@@ -209,7 +120,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("write %d: %v", k, rep.Err)
 		}
 		if !killed && len(acked) == 3000 {
-			if err := f.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := f.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			killed = true
@@ -220,7 +131,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 			}
 		}
 	}
-	f.wait(t)
+	f.Wait(t)
 	t.Logf("%d writes acknowledged, %d failed back by the crash, %d sent", len(acked), len(died), next)
 
 	startFiled(t, segDir, dataDir)
@@ -306,13 +217,13 @@ func TestTermDrains(t *testing.T) {
 		collect()
 	}
 	time.Sleep(100 * time.Millisecond) // both workers now wait for the lock
-	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := f.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for range writes + 2 {
 		collect()
 	}
-	if err := f.wait(t); err != nil {
+	if err := f.Wait(t); err != nil {
 		t.Fatalf("filed exit after SIGTERM: %v", err)
 	}
 	for i := range writes {
@@ -336,8 +247,8 @@ func TestTermDrains(t *testing.T) {
 			t.Errorf("blocking ACQUIRE at the stop: %v, want ECANCELED", err)
 		}
 	}
-	if !strings.Contains(f.stderr.String(), "drained") {
-		t.Errorf("no drain in the log:\n%s", f.stderr)
+	if !strings.Contains(f.Stderr.String(), "drained") {
+		t.Errorf("no drain in the log:\n%s", f.Stderr)
 	}
 	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file left: %v", err)

@@ -6,12 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,89 +63,11 @@ func filedMain(args []string) error {
 	})
 }
 
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a peer process started by a test.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-}
-
 // startProc runs this binary as kind ("mapperd" or "filed") with args and
-// waits for its READY=1 on a notification socket, as systemd would.
-func startProc(t *testing.T, kind string, args ...string) *proc {
+// waits for its READY=1.
+func startProc(t *testing.T, kind string, args ...string) *peertest.Process {
 	t.Helper()
-	sockPath := filepath.Join(t.TempDir(), "notify")
-	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "MAPSERVER_TEST_MAIN="+kind, "NOTIFY_SOCKET="+sockPath)
-	p := &proc{name: kind, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s (pid %d) stderr:\n%s", kind, cmd.Process.Pid, p.stderr)
-		}
-	})
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := sock.Read(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-p.done:
-		t.Fatalf("%s exited before READY=1\n%s", kind, p.stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no READY=1 from %s\n%s", kind, p.stderr)
-	}
-	return p
-}
-
-// kill SIGKILLs the process and waits for it.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	return peertest.Start(t, kind, []string{"MAPSERVER_TEST_MAIN=" + kind}, args...)
 }
 
 // procHost is a host whose peers are processes: a segment, a filed on
@@ -161,8 +79,8 @@ type procHost struct {
 	owner   string
 	seg     *xseg.Segment
 	client  *peers.Client
-	filed   *proc
-	mapperd *proc
+	filed   *peertest.Process
+	mapperd *peertest.Process
 }
 
 func newProcHost(t *testing.T, dataDir, owner string) *procHost {
@@ -235,8 +153,8 @@ func TestTwoHosts(t *testing.T) {
 	if err := writeVolume(t, a.client, "vol", 16*kib, fill('c', 8*kib)); err != nil {
 		t.Fatal(err)
 	}
-	a.mapperd.kill()
-	a.filed.kill()
+	a.mapperd.Kill()
+	a.filed.Kill()
 	rep = b.open("vol", xseg.FlagNoSync)
 	wantErrno(t, "open on B after A died", rep, syscall.EAGAIN)
 	if owner, _ := protocol.DecodeName(rep.data); owner != "hostA" {
@@ -336,7 +254,7 @@ func TestCrashDuringCopyUps(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	h.mapperd.kill()
+	h.mapperd.Kill()
 	wg.Wait()
 	if t.Failed() {
 		return
