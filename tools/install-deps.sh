@@ -10,13 +10,14 @@
 #   libradospp-dev      rados/librados.hpp, for the RADOS driver's server-side copy
 #   g++                 the RADOS driver has one C++ file (cgo)
 #   jq                  the bench/ scripts read JSON results
+#   fio                 the anchor bench/filed.sh compares filed with
 #
 # A host that only runs radosd needs librados2 alone.
 #
 #   install-deps.sh [--list | --check]
 set -euo pipefail
 
-PACKAGES=(ceph-mon ceph-osd librados-dev libradospp-dev g++ jq)
+PACKAGES=(ceph-mon ceph-osd librados-dev libradospp-dev g++ jq fio)
 
 missing() {
 	local pkg
