@@ -55,13 +55,25 @@ func Command(env []string, args ...string) (*exec.Cmd, *SyncBuffer) {
 // test ends, and its stderr logged if the test failed.
 func Start(t testing.TB, name string, env []string, args ...string) *Process {
 	t.Helper()
+	cmd, _ := Command(env, args...)
+	return StartCmd(t, name, cmd)
+}
+
+// StartCmd is Start for any command, such as a built peer binary.
+func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
 	sockPath := filepath.Join(t.TempDir(), "notify")
 	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	cmd, stderr := Command(append(env, "NOTIFY_SOCKET="+sockPath), args...)
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sockPath)
+	stderr := &SyncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
