@@ -77,7 +77,7 @@ type slot struct {
 	children atomic.Uint32
 	orphan   atomic.Uint32 // 0, orphanWaiting, orphanDone
 	_        [256 - 240]byte
-	target [MaxTargetLen]byte
+	target   [MaxTargetLen]byte
 }
 
 const slotSize = 512
