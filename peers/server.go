@@ -192,7 +192,7 @@ func (w *worker) run() {
 	for {
 		pw.leader.Lock()
 		for {
-			r, ok := pw.next()
+			r, ok := pw.next(w.ctx)
 			if !ok {
 				pw.leader.Unlock()
 				return
@@ -287,10 +287,11 @@ func (wt *watcher) wake() {
 	}
 }
 
-// next waits for and accepts a request; false once the port is
-// interrupted (the peer drains: nothing more is accepted).
-func (pw *portWorkers) next() (xseg.Request, bool) {
-	for !pw.port.Interrupted() {
+// next waits for and accepts a request; false once the peer drains and
+// nothing more is accepted. It checks ctx as well as the port: a handler
+// woken by ctx's end may come back here before the port is interrupted.
+func (pw *portWorkers) next(ctx context.Context) (xseg.Request, bool) {
+	for !pw.port.Interrupted() && ctx.Err() == nil {
 		if r, ok := pw.port.Accept(); ok {
 			return r, true
 		}
