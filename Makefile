@@ -9,7 +9,7 @@ HAVE_RADOS := $(shell test -e /usr/include/rados/librados.hpp && echo yes)
 RUN_DIR   ?= $(CURDIR)/.cache/run
 SEGMENT   ?= archipelago
 
-COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed mapperd=./peers/mapperd vlmcd=./peers/vlmcd
+COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed mapperd=./peers/mapperd vlmcd=./peers/vlmcd archipelago=./tools/archipelago vlmc=./tools/vlmc
 
 .PHONY: all build deps test test-short bench lint install run stop clean
 
