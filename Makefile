@@ -6,8 +6,6 @@ BIN       := bin
 CEPH_TAGS := ceph pacific
 # radosd and the RADOS tests need librados-dev and libradospp-dev.
 HAVE_RADOS := $(shell test -e /usr/include/rados/librados.hpp && echo yes)
-RUN_DIR   ?= $(CURDIR)/.cache/run
-SEGMENT   ?= archipelago
 
 COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed mapperd=./peers/mapperd vlmcd=./peers/vlmcd archipelago=./tools/archipelago vlmc=./tools/vlmc
 
@@ -57,25 +55,26 @@ install: build
 	install -d $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BIN)/* $(DESTDIR)/usr/local/bin/
 
-# run starts a segment and a null peer on port 0, then prints its report.
+# run starts the embedded default host (segment, filed, mapperd, vlmcd; or
+# the host ARCHIPELAGO_CONF describes) and a demo volume, and says how to
+# use them.
+CONF_FLAG := $(if $(ARCHIPELAGO_CONF),--config $(ARCHIPELAGO_CONF))
+
 run: build
-	@mkdir -p $(RUN_DIR)
-	@$(BIN)/xseg report $(SEGMENT) >/dev/null 2>&1 || $(BIN)/xseg create $(SEGMENT)
-	@if [ -f $(RUN_DIR)/null.pid ] && kill -0 $$(cat $(RUN_DIR)/null.pid) 2>/dev/null; then \
-		echo "null peer already running (pid $$(cat $(RUN_DIR)/null.pid))"; \
-	else \
-		nohup $(BIN)/xseg-bench serve --segment $(SEGMENT) --port 0 >$(RUN_DIR)/null.log 2>&1 & echo $$! >$(RUN_DIR)/null.pid; \
-		sleep 0.3; echo "started the null peer on port 0 of segment $(SEGMENT) (pid $$(cat $(RUN_DIR)/null.pid))"; \
-	fi
+	@$(BIN)/archipelago $(CONF_FLAG) status >/dev/null 2>&1 || $(BIN)/archipelago $(CONF_FLAG) start
+	@$(BIN)/vlmc $(CONF_FLAG) info demo >/dev/null 2>&1 || $(BIN)/vlmc $(CONF_FLAG) create demo --size 10G
 	@echo
-	@$(BIN)/xseg report $(SEGMENT)
+	@$(BIN)/archipelago $(CONF_FLAG) status
 	@echo
-	@echo "Measure a round trip:  $(BIN)/xseg-bench ipc --segment $(SEGMENT) --port 0 --iodepth 16 --duration 3s"
-	@echo "Stop it all:           make stop"
+	@echo "A 10 GiB thin volume named demo is ready. Try:"
+	@echo "  $(BIN)/vlmc info demo"
+	@echo "  $(BIN)/vlmc import demo IMAGE.raw    $(BIN)/vlmc export demo OUT.raw"
+	@echo "  $(BIN)/vlmc snapshot demo snap1 && $(BIN)/vlmc clone snap1 vm1 --size 20G"
+	@echo "  $(BIN)/xseg report archipelago       $(BIN)/xseg-bench ipc --segment archipelago --port 3 --iodepth 16"
+	@echo "Stop it all:  make stop"
 
 stop:
-	@if [ -f $(RUN_DIR)/null.pid ]; then kill $$(cat $(RUN_DIR)/null.pid) 2>/dev/null; rm -f $(RUN_DIR)/null.pid; fi
-	@$(BIN)/xseg destroy $(SEGMENT) 2>/dev/null && echo "destroyed segment $(SEGMENT)" || true
+	@$(BIN)/archipelago $(CONF_FLAG) stop
 
 clean:
 	rm -rf $(BIN) .cache
