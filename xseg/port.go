@@ -7,8 +7,11 @@ import (
 )
 
 // DefaultSpin is how long Wait polls before it sleeps: long enough to catch
-// a reply from a peer on another core without a system call.
-const DefaultSpin = 30 * time.Microsecond
+// a reply that crosses two more peers (client, vlmcd, blocker) without a
+// sleep; waking a sleeping process costs tens of microseconds on a small VM.
+// While polling, Wait yields the core now and then, so more busy peers than
+// cores still make progress.
+const DefaultSpin = 100 * time.Microsecond
 
 // Port is a bound port: an address in the segment with a request ring
 // (requests to serve) and a reply ring (replies to requests it submitted).
@@ -156,8 +159,18 @@ func (p *Port) Wait(timeout time.Duration) {
 			if p.pending() {
 				return
 			}
-			if i%64 == 0 && time.Since(begin) > spin {
-				break
+			if i%64 == 0 {
+				if time.Since(begin) > spin {
+					break
+				}
+				if i%512 != 0 {
+					continue
+				}
+				// Let another runnable process have this core: on a host
+				// with more busy peers than cores (client, vlmcd and a
+				// blocker on two cores), spinning without yielding keeps
+				// out the very peer whose reply we wait for.
+				yieldCPU()
 			}
 		}
 	}

@@ -32,3 +32,7 @@ func futexSleep(addr *atomic.Uint32, val uint32, timeout time.Duration) {
 func futexWakeAll(addr *atomic.Uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
 }
+
+// yieldCPU gives the core to another runnable thread, if there is one;
+// without one it returns at once.
+func yieldCPU() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -18,7 +18,8 @@ Closed loop of object READs or WRITEs against a blocker port (filed, radosd):
 --iodepth requests in flight, each --size bytes at an offset aligned to
 --size in one of --objects objects of --object-size bytes, named PREFIX_I.
 --pattern seq walks the objects block by block (object 0 first), rand picks
-blocks uniformly.
+blocks uniformly. Volume I/O: --port of vlmcd, --name VOLUME --objects 1
+--object-size VOLUME_SIZE.
 
 --verify: writes carry a pattern derived from (object, offset), reads check it
 and count mismatches as errors. Reads only find the pattern where it was
@@ -37,6 +38,7 @@ type objectConfig struct {
 	objectSize cli.SizeFlag
 	objects    int
 	prefix     string
+	name       string
 	verify     bool
 	prefill    bool
 	fua        bool
@@ -64,6 +66,7 @@ func object(args []string) error {
 	fs.Var(&c.objectSize, "object-size", "bytes per object (K/M suffixes); a multiple of --size")
 	fs.IntVar(&c.objects, "objects", 16, "how many objects the requests spread over")
 	fs.StringVar(&c.prefix, "prefix", "xseg-bench", "object names are PREFIX_0, PREFIX_1, ...")
+	fs.StringVar(&c.name, "name", "", "one target of this exact name instead (needs --objects 1): a volume, when --port is vlmcd's and --object-size the volume's size")
 	fs.BoolVar(&c.verify, "verify", false, "write a pattern derived from (object, offset); check it on reads")
 	fs.BoolVar(&c.prefill, "prefill", false, "write every block of every object (with the pattern) before measuring")
 	fs.BoolVar(&c.fua, "fua", false, "send writes with FUA (durable before the reply)")
@@ -117,6 +120,8 @@ func (c *objectConfig) check() error {
 		return cli.Usagef("--object-size %s: must be a multiple of --size %s", c.objectSize.String(), c.size.String())
 	case c.objects < 1:
 		return cli.Usagef("--objects %d: must be at least 1", c.objects)
+	case c.name != "" && c.objects != 1:
+		return cli.Usagef("--name %q: with --objects 1 only", c.name)
 	case c.verify && c.size.Bytes%8 != 0:
 		return cli.Usagef("--verify needs a --size that is a multiple of 8")
 	}
@@ -140,6 +145,9 @@ func newBlocks(c objectConfig, slots uint32, blockSize uint64) *blocks {
 	b.total = b.perObject * uint64(c.objects)
 	for i := range c.objects {
 		b.names = append(b.names, fmt.Sprintf("%s_%d", c.prefix, i))
+	}
+	if c.name != "" {
+		b.names = []string{c.name}
 	}
 	return b
 }
