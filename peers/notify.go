@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -75,4 +76,27 @@ func WatchdogInterval() time.Duration {
 		return 0
 	}
 	return time.Duration(usec) * time.Microsecond / 2
+}
+
+// WatchReady reads systemd notifications from sock, the socket a peer was
+// given as NOTIFY_SOCKET, and sends nil once a peer says READY=1, or the
+// read error (after sock is closed, for one). What a supervisor (the
+// archipelago tool, tests) waits on.
+func WatchReady(sock *net.UnixConn) <-chan error {
+	ready := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := sock.Read(buf)
+			if err != nil {
+				ready <- err
+				return
+			}
+			if strings.Contains(string(buf[:n]), "READY=1") {
+				ready <- nil
+				return
+			}
+		}
+	}()
+	return ready
 }

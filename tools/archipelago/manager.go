@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/archipelago-go/archipelago/peers"
 	"github.com/archipelago-go/archipelago/tools/hostconf"
 	"github.com/archipelago-go/archipelago/xseg"
 )
@@ -251,21 +252,7 @@ func (m *manager) startPeer(bin string, p hostconf.Peer) (int, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := sock.Read(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
+	ready := peers.WatchReady(sock)
 	fail := func(what string) (int, error) {
 		return 0, fmt.Errorf("%s (%s, pid %d) %s; last lines of %s:\n%s", p.Role, p.Binary(), cmd.Process.Pid, what, p.LogFile, logTail(p.LogFile, logStart, 15))
 	}

@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/archipelago-go/archipelago/peers"
 )
 
 // SyncBuffer collects a process's output; safe for concurrent use.
@@ -86,21 +87,7 @@ func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Process {
 			t.Logf("%s (pid %d) stderr:\n%s", name, cmd.Process.Pid, stderr)
 		}
 	})
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := sock.Read(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
+	ready := peers.WatchReady(sock)
 	select {
 	case err := <-ready:
 		if err != nil {
