@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/archipelago-go/archipelago/peers"
+	"github.com/archipelago-go/archipelago/peers/internal/peertest"
 	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
 )
@@ -95,17 +96,17 @@ func (c *client) must(t testing.TB, q req) reply {
 
 func (c *client) create(t testing.TB, name string, size uint64) {
 	t.Helper()
-	c.must(t, req{op: xseg.OpClone, target: name, data: cloneData(t, "", size)})
+	c.must(t, req{op: xseg.OpClone, target: name, data: peertest.CloneData(t, "", size)})
 }
 
 func (c *client) clone(t testing.TB, parent, name string, size uint64) reply {
 	t.Helper()
-	return c.call(t, req{op: xseg.OpClone, target: name, data: cloneData(t, parent, size)})
+	return c.call(t, req{op: xseg.OpClone, target: name, data: peertest.CloneData(t, parent, size)})
 }
 
 func (c *client) snapshot(t testing.TB, vol, snap string) {
 	t.Helper()
-	c.must(t, req{op: xseg.OpSnapshot, target: vol, data: nameData(t, snap)})
+	c.must(t, req{op: xseg.OpSnapshot, target: vol, data: peertest.NameData(t, snap)})
 }
 
 func (c *client) info(t testing.TB, vol string) protocol.VolumeInfo {
@@ -165,22 +166,6 @@ func wantErrno(t testing.TB, what string, rep reply, errnos ...syscall.Errno) {
 		}
 	}
 	t.Errorf("%s: reply %v, want one of %v", what, rep.err, errnos)
-}
-
-func nameData(t testing.TB, name string) []byte {
-	b := make([]byte, protocol.NameLen)
-	if err := protocol.EncodeName(b, name); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func cloneData(t testing.TB, parent string, size uint64) []byte {
-	b := make([]byte, protocol.CloneLen)
-	if err := protocol.EncodeClone(b, protocol.Clone{Parent: parent, Size: size}); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // pattern is n bytes that differ with seed and position, never zero: a

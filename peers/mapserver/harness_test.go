@@ -198,22 +198,6 @@ func tryCall(c *peers.Client, q req) (reply, error) {
 	return out, nil
 }
 
-func nameData(t testing.TB, name string) []byte {
-	b := make([]byte, protocol.NameLen)
-	if err := protocol.EncodeName(b, name); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func cloneData(t testing.TB, parent string, size uint64) []byte {
-	b := make([]byte, protocol.CloneLen)
-	if err := protocol.EncodeClone(b, protocol.Clone{Parent: parent, Size: size}); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // must fails the test unless rep succeeded.
 func must(t testing.TB, what string, rep reply) reply {
 	t.Helper()
@@ -232,19 +216,19 @@ func wantErrno(t testing.TB, what string, rep reply, errno syscall.Errno) {
 }
 
 func (h *host) create(name string, size, blockSize uint64) reply {
-	return h.call(req{op: xseg.OpClone, target: name, size: blockSize, data: cloneData(h.t, "", size)})
+	return h.call(req{op: xseg.OpClone, target: name, size: blockSize, data: peertest.CloneData(h.t, "", size)})
 }
 
 func (h *host) clone(parent, name string, size uint64) reply {
-	return h.call(req{op: xseg.OpClone, target: name, data: cloneData(h.t, parent, size)})
+	return h.call(req{op: xseg.OpClone, target: name, data: peertest.CloneData(h.t, parent, size)})
 }
 
 func (h *host) snapshot(vol, snap string) reply {
-	return h.call(req{op: xseg.OpSnapshot, target: vol, data: nameData(h.t, snap)})
+	return h.call(req{op: xseg.OpSnapshot, target: vol, data: peertest.NameData(h.t, snap)})
 }
 
 func (h *host) rename(vol, to string) reply {
-	return h.call(req{op: xseg.OpRename, target: vol, data: nameData(h.t, to)})
+	return h.call(req{op: xseg.OpRename, target: vol, data: peertest.NameData(h.t, to)})
 }
 
 func (h *host) simple(op xseg.Op, vol string, flags xseg.Flags) reply {

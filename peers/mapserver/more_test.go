@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/archipelago-go/archipelago/peers/internal/peertest"
 	"github.com/archipelago-go/archipelago/peers/mapper"
 	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
@@ -162,7 +163,7 @@ func TestLegacyMaps(t *testing.T) {
 	if size, _ := protocol.DecodeInfo(rep.data); size != 8*mib {
 		t.Errorf("v0 image size %d", size)
 	}
-	must(t, "clone v0", h.call(req{op: xseg.OpClone, target: "from-pithos", flags: xseg.FlagAssumeV0, data: cloneData(t, "pithos-img", 0)}))
+	must(t, "clone v0", h.call(req{op: xseg.OpClone, target: "from-pithos", flags: xseg.FlagAssumeV0, data: peertest.CloneData(t, "pithos-img", 0)}))
 	h.mustRead("from-pithos", 0, append(fill('q', 4*mib), make([]byte, 4*mib)...))
 	wantErrno(t, "MAPW of a v0 map", h.call(req{op: xseg.OpMapWrite, target: "pithos-img", flags: xseg.FlagAssumeV0, size: 1, dataLen: 4096}), syscall.EROFS)
 }

@@ -126,7 +126,7 @@ func TestTwoHosts(t *testing.T) {
 	dataDir := t.TempDir()
 	a := newProcHost(t, dataDir, "hostA")
 	b := newProcHost(t, dataDir, "hostB")
-	must(t, "create", a.call(req{op: xseg.OpClone, target: "vol", data: cloneData(t, "", 32*mib)}))
+	must(t, "create", a.call(req{op: xseg.OpClone, target: "vol", data: peertest.CloneData(t, "", 32*mib)}))
 	if err := writeVolume(t, a.client, "vol", 0, fill('a', 8*kib)); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestCrashDuringCopyUps(t *testing.T) {
 		bs     = 128 * kib
 		blocks = 192
 	)
-	must(t, "create", h.call(req{op: xseg.OpClone, target: "base", size: bs, data: cloneData(t, "", blocks*bs)}))
+	must(t, "create", h.call(req{op: xseg.OpClone, target: "base", size: bs, data: peertest.CloneData(t, "", blocks*bs)}))
 	base := make([]byte, blocks*bs)
 	for i := range blocks {
 		copy(base[i*bs:(i+1)*bs], fill(byte(i), bs))
@@ -194,8 +194,8 @@ func TestCrashDuringCopyUps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(t, "snapshot", h.call(req{op: xseg.OpSnapshot, target: "base", data: nameData(t, "snap")}))
-	must(t, "clone", h.call(req{op: xseg.OpClone, target: "vol", data: cloneData(t, "snap", 0)}))
+	must(t, "snapshot", h.call(req{op: xseg.OpSnapshot, target: "base", data: peertest.NameData(t, "snap")}))
+	must(t, "clone", h.call(req{op: xseg.OpClone, target: "vol", data: peertest.CloneData(t, "snap", 0)}))
 
 	type ack struct {
 		object  string

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
 )
 
@@ -133,4 +134,22 @@ func (c *Client) MustDo(t testing.TB, req Req) Reply {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// NameData is a name payload (COPY, SNAPSHOT, RENAME) for name.
+func NameData(t testing.TB, name string) []byte {
+	b := make([]byte, protocol.NameLen)
+	if err := protocol.EncodeName(b, name); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// CloneData is a CLONE payload: parent ("" for a new empty volume) and size.
+func CloneData(t testing.TB, parent string, size uint64) []byte {
+	b := make([]byte, protocol.CloneLen)
+	if err := protocol.EncodeClone(b, protocol.Clone{Parent: parent, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
