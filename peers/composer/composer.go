@@ -209,7 +209,7 @@ func (c *Composer) learn(v *volume, r xseg.Request) {
 	v.held = append(v.held, r)
 	q, err := c.port.Get()
 	if err == nil {
-		err = q.Prepare(xseg.OpInfo, v.name, infoLen)
+		err = q.Prepare(xseg.OpInfo, v.name, protocol.VolumeInfoLen)
 	}
 	if err == nil {
 		c.pending[q.Index()] = &pending{kind: kindInfo, req: q, vol: v}
@@ -226,9 +226,6 @@ func (c *Composer) learn(v *volume, r xseg.Request) {
 	}
 	v.learning = true
 }
-
-// infoLen asks for the block size beside the size: mapperd fills both.
-const infoLen = 16
 
 func (c *Composer) failHeld(v *volume, err error) {
 	held := v.held
@@ -381,11 +378,9 @@ func (c *Composer) reply(r xseg.Request) {
 		v := p.vol
 		v.learning = false
 		if err == nil {
-			d := r.Data()
-			v.size, err = protocol.DecodeInfo(d)
-			if len(d) >= infoLen {
-				v.blockSize = le64(d[8:])
-			}
+			var info protocol.VolumeInfo
+			info, err = protocol.DecodeVolumeInfo(r.Data())
+			v.size, v.blockSize = info.Size, info.BlockSize
 		}
 		c.port.Put(r)
 		if err != nil {
@@ -403,11 +398,6 @@ func (c *Composer) reply(r xseg.Request) {
 		delete(c.volumes, v.name)
 		c.thaw(v, r, err)
 	}
-}
-
-func le64(b []byte) uint64 {
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // remember caches the mapping a MAPR/MAPW reply gave for r's range.
