@@ -30,12 +30,16 @@ const (
 	OpRename
 	OpFlush
 	OpUpdate
+	// OpDiscard is ours (the original stops at UPDATE): the whole blocks of
+	// [offset, offset+size) of a volume become zero blocks, their space
+	// given back (NBD TRIM and WRITE_ZEROES).
+	OpDiscard
 	opCount
 )
 
 var opNames = [...]string{"PING", "READ", "WRITE", "SYNC", "TRUNCATE", "DELETE",
 	"ACQUIRE", "RELEASE", "COPY", "CLONE", "COMMIT", "INFO", "MAPR", "MAPW",
-	"OPEN", "CLOSE", "SNAPSHOT", "HASH", "CREATE", "RENAME", "FLUSH", "UPDATE"}
+	"OPEN", "CLOSE", "SNAPSHOT", "HASH", "CREATE", "RENAME", "FLUSH", "UPDATE", "DISCARD"}
 
 func (o Op) String() string {
 	if o < opCount {

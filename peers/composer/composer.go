@@ -11,7 +11,7 @@
 //
 // Mappings are cached per volume. Every operation that changes a volume's
 // map passes through the composer (MAPW copy-ups, and SNAPSHOT, CLOSE,
-// DELETE, TRUNCATE, RENAME, which it forwards to mapperd after the
+// DELETE, TRUNCATE, RENAME, DISCARD, which it forwards to mapperd after the
 // volume's in-flight I/O drained, dropping the cache when they complete),
 // and one host writes a volume at a time (the mapper's volume lock), so a
 // cached mapping is never stale. Never-written blocks read as zeros
@@ -157,7 +157,7 @@ func (c *Composer) accept(r xseg.Request) {
 	case xseg.OpPing:
 		c.port.Respond(r, nil)
 	case xseg.OpRead, xseg.OpWrite, xseg.OpFlush,
-		xseg.OpSnapshot, xseg.OpClose, xseg.OpDelete, xseg.OpTruncate, xseg.OpRename:
+		xseg.OpSnapshot, xseg.OpClose, xseg.OpDelete, xseg.OpTruncate, xseg.OpRename, xseg.OpDiscard:
 		c.start(c.volume(r.TargetString()), r)
 	default: // INFO, OPEN, CLONE, HASH, MAPR, ...: mapperd answers directly
 		if err := c.port.Forward(r, c.mapper); err != nil {

@@ -53,6 +53,8 @@ func TestCrashConsistency(t *testing.T) {
 		{op: "rename vol dead", moved: [2]string{"vol", "dead"}},
 		{op: "resize vol 13500 force", cut: []string{"vol"}},
 		{op: "resize c1 40K"},
+		{op: "discard vol 1K 20K", cut: []string{"vol"}},
+		{op: "discard c1 0 30K", cut: []string{"c1"}},
 		{op: "create n 16K 1K", made: map[string]string{"n": ""}},
 		{op: "create dead 16K 1K", made: map[string]string{"dead": ""}},
 		{op: "clone s1 c3 40K", made: map[string]string{"c3": "s1"}},
@@ -231,6 +233,11 @@ func crashPlan(t *testing.T, w *world, c crashCase) Plan {
 	case "resize":
 		var r *ResizeResult
 		if r, err = Resize(get(args[1]), size(2), len(args) > 3); err == nil {
+			p = r.Plan()
+		}
+	case "discard":
+		var r *DiscardResult
+		if r, err = Discard(get(args[1]), size(2), size(3)); err == nil {
 			p = r.Plan()
 		}
 	case "create":

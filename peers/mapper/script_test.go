@@ -29,6 +29,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 //	snapshot VOL SNAP
 //	clone SNAP VOL [SIZE]
 //	resize VOL SIZE [force]
+//	discard VOL OFFSET LENGTH        whole blocks in the range become zero blocks
 //	delete VOL
 //	rename VOL NEW
 //	hash SNAP                        content-address SNAP, print the image name
@@ -301,6 +302,23 @@ func (w *world) do(args []string) error {
 		}
 		if r.Tail != nil {
 			fmt.Fprintf(w.out, "cut %d: %v -> %v (%d bytes)\n", r.Tail.Index, r.Tail.From, r.Tail.To, r.Tail.Size)
+		}
+		if err := w.run(r.Plan()); err != nil {
+			return err
+		}
+		w.setMap(r.Map)
+		w.show(r.Map)
+	case "discard":
+		if err := need(4); err != nil {
+			return err
+		}
+		m, err := w.get(args[1])
+		if err != nil {
+			return err
+		}
+		r, err := Discard(m, parseSize(w.t, args[2]), parseSize(w.t, args[3]))
+		if err != nil {
+			return err
 		}
 		if err := w.run(r.Plan()); err != nil {
 			return err

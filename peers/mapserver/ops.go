@@ -544,6 +544,32 @@ func (s *Server) resize(name string, size uint64, force, assumeV0 bool) error {
 	return nil
 }
 
+// discard points the whole blocks of [off, off+size) of volume name at
+// the zero block and deletes the objects it owned (NBD TRIM and
+// WRITE_ZEROES through vlmcd, which holds the volume's I/O meanwhile).
+func (s *Server) discard(name string, off, size uint64, assumeV0 bool) error {
+	v := s.volume(name)
+	defer s.done(v)
+	v.ops.Lock()
+	defer v.ops.Unlock()
+	m, temporary, err := s.hold(v, assumeV0, false)
+	if err != nil {
+		return err
+	}
+	res, err := mapper.Discard(m, off, size)
+	if err != nil {
+		s.settle(v, temporary, m, false)
+		return err
+	}
+	if err := s.st.runPlan(res.Plan()); err != nil {
+		s.settle(v, temporary, nil, false)
+		return err
+	}
+	s.settle(v, temporary, res.Map, false)
+	s.log.WithFields(map[string]any{"volume": name, "offset": off, "size": size, "blocks": len(res.Dropped)}).Debug("discarded")
+	return nil
+}
+
 // hashParallel is how many objects a HASH has the data blocker hash at
 // once: each reads a whole object.
 const hashParallel = 4

@@ -150,7 +150,7 @@ func (s *Server) serve(ctx context.Context, r xseg.Request, op xseg.Op, name str
 	}
 	switch op {
 	case xseg.OpMapRead, xseg.OpMapWrite, xseg.OpInfo, xseg.OpOpen, xseg.OpClose, xseg.OpClone,
-		xseg.OpSnapshot, xseg.OpDelete, xseg.OpRename, xseg.OpTruncate, xseg.OpHash, xseg.OpUpdate:
+		xseg.OpSnapshot, xseg.OpDelete, xseg.OpRename, xseg.OpTruncate, xseg.OpHash, xseg.OpUpdate, xseg.OpDiscard:
 		if err := check(name); err != nil {
 			return err
 		}
@@ -196,6 +196,8 @@ func (s *Server) serve(ctx context.Context, r xseg.Request, op xseg.Op, name str
 		return s.rename(name, to, assumeV0)
 	case xseg.OpTruncate:
 		return s.resize(name, r.Offset(), force, assumeV0)
+	case xseg.OpDiscard:
+		return s.discard(name, r.Offset(), r.Size(), assumeV0)
 	case xseg.OpHash:
 		return s.hash(r, name, assumeV0)
 	case xseg.OpUpdate:

@@ -45,7 +45,7 @@ type storage struct {
 	ownerPayload []byte
 	slots        chan struct{}
 	// ops counts the requests sent, by op, for tests and the log.
-	ops [xseg.OpUpdate + 1]atomic.Uint64
+	ops [xseg.OpDiscard + 1]atomic.Uint64
 }
 
 // port returns the blocker port of a mapper store.
@@ -83,7 +83,7 @@ func (s *storage) do(q *request) error {
 	if err != nil {
 		return err
 	}
-	s.ops[min(q.op, xseg.OpUpdate)].Add(1)
+	s.ops[min(q.op, xseg.OpDiscard)].Add(1)
 	// Draining does not cut accepted work short: no context here.
 	rep, err := s.client.Call(context.Background(), r, q.port)
 	if err != nil {
