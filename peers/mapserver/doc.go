@@ -32,8 +32,10 @@
 //	RENAME    volume    -         -           name payload: new name      -
 //	TRUNCATE  volume    new size  -           -                           -
 //	                                            (shrinking needs FlagForce)
-//	INFO      volume    -         -           buffer >= 8 B (16 B)        protocol.EncodeVolumeInfo: size
-//	                                                                        (and block size, if 16 B)
+//	DISCARD   volume    offset    length      -                           -
+//	                                            (whole blocks become zero blocks)
+//	INFO      volume    -         -           buffer >= 8 B (24 B)        protocol.EncodeVolumeInfo: size
+//	                                                                        (block size at 16 B, flags at 24 B)
 //	OPEN      volume    -         -           -                           -
 //	CLOSE     volume    -         -           -                           -
 //	MAPR      volume    offset    length      buffer >= MapLen(n)         protocol.EncodeMap: n segments

@@ -293,7 +293,11 @@ func (s *Server) info(r xseg.Request, name string, assumeV0 bool) error {
 			h = m.Header
 		}
 	}
-	n, err := protocol.EncodeVolumeInfo(r.Data(), protocol.VolumeInfo{Size: h.Size, BlockSize: uint64(h.BlockSize)})
+	vi := protocol.VolumeInfo{Size: h.Size, BlockSize: uint64(h.BlockSize)}
+	if h.ReadOnly() {
+		vi.Flags |= protocol.VolumeReadOnly
+	}
+	n, err := protocol.EncodeVolumeInfo(r.Data(), vi)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestVolumeInfo(t *testing.T) {
-	v := VolumeInfo{Size: 1 << 40, BlockSize: 4 << 20}
+	v := VolumeInfo{Size: 1 << 40, BlockSize: 4 << 20, Flags: VolumeReadOnly}
 	b := make([]byte, VolumeInfoLen)
 	if n, err := EncodeVolumeInfo(b, v); err != nil || n != VolumeInfoLen {
 		t.Fatalf("EncodeVolumeInfo = %d, %v", n, err)
@@ -23,6 +23,14 @@ func TestVolumeInfo(t *testing.T) {
 	}
 	if got, err := DecodeVolumeInfo(short); err != nil || got != (VolumeInfo{Size: v.Size}) {
 		t.Fatalf("DecodeVolumeInfo of 8 bytes = %+v, %v", got, err)
+	}
+	// A buffer of the earlier 16-byte form gets size and block size.
+	mid := make([]byte, 16)
+	if n, err := EncodeVolumeInfo(mid, v); err != nil || n != 16 {
+		t.Fatalf("EncodeVolumeInfo into 16 bytes = %d, %v", n, err)
+	}
+	if got, err := DecodeVolumeInfo(mid); err != nil || got != (VolumeInfo{Size: v.Size, BlockSize: v.BlockSize}) || got.ReadOnly() {
+		t.Fatalf("DecodeVolumeInfo of 16 bytes = %+v, %v", got, err)
 	}
 	if size, _ := DecodeInfo(b); size != v.Size {
 		t.Errorf("DecodeInfo of the long form = %d", size)
