@@ -7,7 +7,7 @@ CEPH_TAGS := ceph pacific
 # radosd and the RADOS tests need librados-dev and libradospp-dev.
 HAVE_RADOS := $(shell test -e /usr/include/rados/librados.hpp && echo yes)
 
-COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed mapperd=./peers/mapperd vlmcd=./peers/vlmcd archipelago=./tools/archipelago vlmc=./tools/vlmc
+COMMANDS := xseg=./tools/xseg xseg-bench=./bench/xseg-bench ipc-baseline=./bench/baseline filed=./peers/filed mapperd=./peers/mapperd vlmcd=./peers/vlmcd nbdd=./kernel-bridge/nbdd archipelago=./tools/archipelago vlmc=./tools/vlmc
 
 .PHONY: all build deps test test-short bench lint install run stop clean
 
@@ -34,7 +34,7 @@ deps:
 test: deps build
 	$(GO) test -race -count=1 -timeout 15m ./...
 ifeq ($(HAVE_RADOS),yes)
-	$(GO) test -count=1 -timeout 10m -tags '$(CEPH_TAGS)' ./drivers/rados/...
+	$(GO) test -count=1 -timeout 10m -tags '$(CEPH_TAGS)' ./drivers/rados/... ./peers/e2e/...
 else
 	@echo "SKIP RADOS tests: librados-dev is not installed (make deps as root installs it)"
 endif
@@ -55,9 +55,9 @@ install: build
 	install -d $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BIN)/* $(DESTDIR)/usr/local/bin/
 
-# run starts the embedded default host (segment, filed, mapperd, vlmcd; or
-# the host ARCHIPELAGO_CONF describes) and a demo volume, and says how to
-# use them.
+# run starts the embedded default host (segment, filed, mapperd, vlmcd,
+# nbdd; or the host ARCHIPELAGO_CONF describes), a demo volume exported
+# over NBD, and says how to use them.
 CONF_FLAG := $(if $(ARCHIPELAGO_CONF),--config $(ARCHIPELAGO_CONF))
 
 run: build
@@ -66,12 +66,17 @@ run: build
 	@echo
 	@$(BIN)/archipelago $(CONF_FLAG) status
 	@echo
-	@echo "A 10 GiB thin volume named demo is ready. Try:"
-	@echo "  $(BIN)/vlmc info demo"
-	@echo "  $(BIN)/vlmc import demo IMAGE.raw    $(BIN)/vlmc export demo OUT.raw"
-	@echo "  $(BIN)/vlmc snapshot demo snap1 && $(BIN)/vlmc clone snap1 vm1 --size 20G"
-	@echo "  $(BIN)/xseg report archipelago       $(BIN)/xseg-bench ipc --segment archipelago --port 3 --iodepth 16"
-	@echo "Stop it all:  make stop"
+	@URI=$$($(BIN)/vlmc $(CONF_FLAG) map demo | head -1) && \
+	echo "A 10 GiB thin volume named demo is exported over NBD at" && \
+	echo "  $$URI" && \
+	echo "Try:" && \
+	echo "  qemu-img info '$$URI'" && \
+	echo "  nbdinfo --map '$$URI'" && \
+	echo "  qemu-img convert -n -f qcow2 -O raw DISK.qcow2 '$$URI'" && \
+	echo "  qemu-system-x86_64 -m 1G -drive file=$$URI,format=raw,if=virtio,cache=none" && \
+	echo "  $(BIN)/vlmc snapshot demo snap1 && $(BIN)/vlmc clone snap1 vm1 --size 20G && $(BIN)/vlmc map vm1" && \
+	echo "  $(BIN)/vlmc info demo    $(BIN)/vlmc export demo OUT.raw    $(BIN)/vlmc showmapped" && \
+	echo "Stop it all:  make stop"
 
 stop:
 	@$(BIN)/archipelago $(CONF_FLAG) stop

@@ -26,6 +26,9 @@ type Config struct {
 	SegmentDir string
 	// Ports are the static ports to bind and serve.
 	Ports PortRange
+	// Dynamic makes the peer bind one dynamic port instead of Ports: a
+	// peer that only sends requests (nbdd). The binary sets it.
+	Dynamic bool
 	// Inflight is how many requests are served at once on each port.
 	Inflight int
 	// LogLevel is the initial log level.
@@ -40,11 +43,22 @@ type Config struct {
 // Define registers the common flags on fs, with their defaults, under the
 // names every peer shares.
 func (c *Config) Define(fs *flag.FlagSet) {
+	c.defineCommon(fs)
+	fs.Var(&c.Ports, "port", "static port `N` to serve, or a range N-M (required); a port owned by a live process is refused, a dead one's is taken over")
+	fs.IntVar(&c.Inflight, "inflight", DefaultInflight, "requests served concurrently on each port; more wait queued in the segment")
+}
+
+// DefineDynamic registers the common flags of a peer that binds a dynamic
+// port (Dynamic): those of Define but --port and --inflight.
+func (c *Config) DefineDynamic(fs *flag.FlagSet) {
+	c.Dynamic, c.Inflight = true, DefaultInflight
+	c.defineCommon(fs)
+}
+
+func (c *Config) defineCommon(fs *flag.FlagSet) {
 	c.LogLevel = LevelFlag(logrus.InfoLevel)
 	fs.StringVar(&c.Segment, "segment", "archipelago", "name of the segment to join (create it first with: xseg create NAME)")
 	fs.StringVar(&c.SegmentDir, "segment-dir", xseg.DefaultDir, "directory that holds segments")
-	fs.Var(&c.Ports, "port", "static port `N` to serve, or a range N-M (required); a port owned by a live process is refused, a dead one's is taken over")
-	fs.IntVar(&c.Inflight, "inflight", DefaultInflight, "requests served concurrently on each port; more wait queued in the segment")
 	fs.Var(&c.LogLevel, "log-level", "log `level`: error, warning, info, debug or trace (SIGUSR1 raises it, SIGUSR2 lowers it)")
 	fs.StringVar(&c.LogFile, "log-file", "", "append the log to this file instead of stderr (SIGHUP reopens it)")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "write the process id to this file once the ports are bound; removed at exit")
@@ -55,7 +69,9 @@ func (c *Config) Check() error {
 	switch {
 	case c.Segment == "":
 		return fmt.Errorf("--segment: empty")
-	case len(c.Ports) == 0:
+	case c.Dynamic && len(c.Ports) > 0:
+		return fmt.Errorf("--port: this peer binds a dynamic port of its own")
+	case len(c.Ports) == 0 && !c.Dynamic:
 		return fmt.Errorf("--port: required (a static port of the segment, or a range N-M)")
 	case c.Inflight < 1:
 		return fmt.Errorf("--inflight %d: must be at least 1", c.Inflight)

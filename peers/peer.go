@@ -139,6 +139,15 @@ func (p *Peer) bind() error {
 		return fmt.Errorf("join segment %q: %w", p.cfg.Segment, err)
 	}
 	p.seg = s
+	if p.cfg.Dynamic {
+		port, err := s.BindDynamic()
+		if err != nil {
+			return fmt.Errorf("segment %q: %w", p.cfg.Segment, err)
+		}
+		p.ports = append(p.ports, port)
+		p.cfg.Ports = PortRange{port.Number()}
+		return nil
+	}
 	for _, n := range p.cfg.Ports {
 		port, err := s.Bind(n)
 		if errors.Is(err, xseg.ErrPortBusy) {

@@ -1,5 +1,5 @@
 // Command archipelago starts, stops and reports a host: its segment and
-// the peers (blockers, mapperd, vlmcd) a config file describes.
+// the peers (blockers, mapperd, vlmcd, nbdd) a config file describes.
 package main
 
 import (
@@ -17,7 +17,7 @@ const usage = `Usage: archipelago [--config FILE] COMMAND [--json] [--timeout D]
 
 Commands:
   start     create the segment if missing, then start each peer (blockers,
-            mapperd, vlmcd) in that order, waiting for each to be ready
+            mapperd, vlmcd, nbdd) in that order, waiting for each to be ready
             (READY=1 on a notification socket); on failure, show the peer's
             log tail and stop what was started
   stop      SIGTERM the peers in reverse order, wait for each to exit (up to
@@ -32,10 +32,11 @@ existing file works unchanged (see tools/hostconf). Without --config,
 /etc/archipelago/archipelago.conf is read if it exists, else the embedded
 default host is used: segment "archipelago" in /dev/shm, filed on port 1
 (data in /var/lib/archipelago as root, else ~/.local/share/archipelago),
-mapperd on port 2, vlmcd on port 3, pid files and logs in /run/archipelago
-(root) or $XDG_RUNTIME_DIR/archipelago.
+mapperd on port 2, vlmcd on port 3, nbdd on a dynamic port serving NBD
+on <run dir>/nbd.sock; pid files and logs in /run/archipelago (root) or
+$XDG_RUNTIME_DIR/archipelago.
 
-The peer binaries (filed, radosd, mapperd, vlmcd) are looked up beside this
+The peer binaries (filed, radosd, mapperd, vlmcd, nbdd) are looked up beside this
 binary, then in $PATH.
 
 Flags:

@@ -105,6 +105,9 @@ func (m *manager) status() ([]peerStatus, error) {
 		st := peerStatus{Role: p.Role, Type: p.Type, Port: p.PortArg(), LogFile: p.LogFile, PIDFile: p.PIDFile, Segment: segExists}
 		st.PID = readPID(p.PIDFile)
 		pr, bound := owners[p.Port()]
+		if p.Dynamic() { // its port is whichever the pid owns
+			pr, bound = ownedBy(owners, st.PID)
+		}
 		if bound && pr.State != "free" && pr.Alive {
 			st.PortPID = pr.OwnerPID
 			st.Inflight = int(pr.InFlight)
@@ -124,6 +127,16 @@ func (m *manager) status() ([]peerStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// ownedBy finds the port that pid owns.
+func ownedBy(owners map[int]xseg.PortReport, pid int) (xseg.PortReport, bool) {
+	for _, pr := range owners {
+		if pid != 0 && pr.OwnerPID == uint32(pid) && pr.State != "free" {
+			return pr, true
+		}
+	}
+	return xseg.PortReport{}, false
 }
 
 func printStatus(w io.Writer, st []peerStatus) {

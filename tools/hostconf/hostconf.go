@@ -62,6 +62,7 @@ const (
 	RadosBlocker = "rados_blocker"
 	Mapperd      = "mapperd"
 	Vlmcd        = "vlmcd"
+	Nbdd         = "nbdd"
 	Poold        = "poold"
 )
 
@@ -117,13 +118,27 @@ type Peer struct {
 	// vlmcd: data blocker and mapper ports
 	BlockerPort int `json:"blocker_port,omitempty"`
 	MapperPort  int `json:"mapper_port,omitempty"`
+	// nbdd (ours): its unix socket (default <run_dir>/nbd.sock), TCP
+	// addresses, the vlmcd port it sends to (default the host's vlmcd)
+	Socket         string   `json:"socket,omitempty"`
+	Exports        string   `json:"exports,omitempty"` // <run_dir>/exports: vlmc map's table
+	Listen         []string `json:"listen,omitempty"`
+	VlmcdPort      int      `json:"vlmcd_port,omitempty"`
+	MaxConnections int      `json:"max_connections,omitempty"`
 }
+
+// Dynamic reports whether the peer binds a dynamic port of its own
+// (nbdd) rather than static ports.
+func (p Peer) Dynamic() bool { return p.Type == Nbdd }
 
 // Port is the port clients send to: the first one it serves.
 func (p Peer) Port() int { return p.PortStart }
 
 // PortArg is the --port flag value.
 func (p Peer) PortArg() string {
+	if p.Dynamic() {
+		return "dynamic"
+	}
 	if p.PortEnd > p.PortStart {
 		return fmt.Sprintf("%d-%d", p.PortStart, p.PortEnd)
 	}
@@ -148,6 +163,8 @@ func (p Peer) Binary() string {
 		return "mapperd"
 	case Vlmcd:
 		return "vlmcd"
+	case Nbdd:
+		return "nbdd"
 	}
 	return ""
 }
@@ -160,6 +177,16 @@ func (h *Host) Vlmcd() (Peer, error) {
 		}
 	}
 	return Peer{}, fmt.Errorf("%s: no peer of type vlmcd", h.Source)
+}
+
+// Nbdd returns the host's nbdd peer, whose socket QEMU reaches.
+func (h *Host) Nbdd() (Peer, error) {
+	for _, p := range h.Peers {
+		if p.Type == Nbdd {
+			return p, nil
+		}
+	}
+	return Peer{}, fmt.Errorf("%s: no peer of type nbdd (add a role with type = nbdd)", h.Source)
 }
 
 // Default ports of the embedded default host, inside xseg.DefaultGeometry's
@@ -175,7 +202,7 @@ const (
 // "archipelago" in /dev/shm with xseg.DefaultGeometry, one filed as both
 // data and map blocker over /var/lib/archipelago (root) or
 // $XDG_DATA_HOME/archipelago (~/.local/share/archipelago), mapperd and
-// vlmcd. Pid files and logs go to /run/archipelago (root) or
+// vlmcd, and nbdd on <run dir>/nbd.sock. Pid files and logs go to /run/archipelago (root) or
 // $XDG_RUNTIME_DIR/archipelago (~/.cache/archipelago/run).
 func Default() *Host {
 	dataDir, runDir := "/var/lib/archipelago", "/run/archipelago"
@@ -199,6 +226,7 @@ func Default() *Host {
 			{Role: "filed", Type: FileBlocker, PortStart: DefaultBlockerPort, PortEnd: DefaultBlockerPort, Inflight: 64, LogLevel: "info", DataDir: dataDir, FDCache: 256},
 			{Role: "mapperd", Type: Mapperd, PortStart: DefaultMapperPort, PortEnd: DefaultMapperPort, Inflight: 512, LogLevel: "info", DataPort: DefaultBlockerPort, MapPort: DefaultBlockerPort},
 			{Role: "vlmcd", Type: Vlmcd, PortStart: DefaultVlmcdPort, PortEnd: DefaultVlmcdPort, Inflight: 512, LogLevel: "info", BlockerPort: DefaultBlockerPort, MapperPort: DefaultMapperPort},
+			{Role: "nbdd", Type: Nbdd, PortStart: -1, PortEnd: -1, Inflight: 64, LogLevel: "info", VlmcdPort: DefaultVlmcdPort},
 		},
 	}
 	h.fillFiles()
@@ -213,6 +241,12 @@ func (h *Host) fillFiles() {
 		}
 		if p.PIDFile == "" {
 			p.PIDFile = filepath.Join(h.RunDir, p.Role+".pid")
+		}
+		if p.Type == Nbdd && p.Socket == "" {
+			p.Socket = filepath.Join(h.RunDir, "nbd.sock")
+		}
+		if p.Type == Nbdd {
+			p.Exports = filepath.Join(h.RunDir, "exports")
 		}
 	}
 }
@@ -248,7 +282,7 @@ func (h *Host) Validate() error {
 	owner := map[int]string{}
 	byType := map[int]string{}
 	for _, p := range h.Peers {
-		if p.Type == Poold {
+		if p.Type == Poold || p.Dynamic() {
 			continue
 		}
 		if p.PortStart < 0 || p.PortEnd < p.PortStart {
@@ -282,16 +316,20 @@ func (h *Host) Validate() error {
 			if byType[p.MapperPort] != Mapperd {
 				return fmt.Errorf("[%s] mapper_port %d: no mapperd serves it", p.Role, p.MapperPort)
 			}
+		case Nbdd:
+			if byType[p.VlmcdPort] != Vlmcd {
+				return fmt.Errorf("[%s] vlmcd_port %d: no vlmcd serves it", p.Role, p.VlmcdPort)
+			}
 		}
 	}
 	return nil
 }
 
 // StartOrder returns the peers to run, in dependency order: blockers,
-// mapperd, vlmcd (ROLES order within each); poold is left out.
+// mapperd, vlmcd, nbdd (ROLES order within each); poold is left out.
 func (h *Host) StartOrder() []Peer {
 	var out []Peer
-	for _, want := range []string{FileBlocker, RadosBlocker, Mapperd, Vlmcd} {
+	for _, want := range []string{FileBlocker, RadosBlocker, Mapperd, Vlmcd, Nbdd} {
 		for _, p := range h.Peers {
 			if p.Type == want {
 				out = append(out, p)
@@ -306,11 +344,11 @@ func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 // Args returns the command line (without the binary) that runs peer p of
 // host h.
 func (h *Host) Args(p Peer) []string {
-	a := []string{
-		"--segment", h.Segment.Name, "--segment-dir", h.Segment.Dir,
-		"--port", p.PortArg(), "--inflight", fmt.Sprint(p.InflightPerPort()),
-		"--log-level", p.LogLevel, "--log-file", p.LogFile, "--pid-file", p.PIDFile,
+	a := []string{"--segment", h.Segment.Name, "--segment-dir", h.Segment.Dir}
+	if !p.Dynamic() {
+		a = append(a, "--port", p.PortArg(), "--inflight", fmt.Sprint(p.InflightPerPort()))
 	}
+	a = append(a, "--log-level", p.LogLevel, "--log-file", p.LogFile, "--pid-file", p.PIDFile)
 	switch p.Type {
 	case FileBlocker:
 		a = append(a, "--data-dir", p.DataDir)
@@ -332,6 +370,14 @@ func (h *Host) Args(p Peer) []string {
 		a = append(a, "--data-port", fmt.Sprint(p.DataPort), "--map-port", fmt.Sprint(p.MapPort))
 	case Vlmcd:
 		a = append(a, "--blocker-port", fmt.Sprint(p.BlockerPort), "--mapper-port", fmt.Sprint(p.MapperPort))
+	case Nbdd:
+		a = append(a, "--vlmcd-port", fmt.Sprint(p.VlmcdPort), "--socket", p.Socket, "--exports", p.Exports, "--max-inflight", fmt.Sprint(p.Inflight))
+		for _, l := range p.Listen {
+			a = append(a, "--listen", l)
+		}
+		if p.MaxConnections > 0 {
+			a = append(a, "--max-connections", fmt.Sprint(p.MaxConnections))
+		}
 	}
 	if p.Owner != "" && (p.Type == FileBlocker || p.Type == RadosBlocker || p.Type == Mapperd) {
 		a = append(a, "--owner", p.Owner)

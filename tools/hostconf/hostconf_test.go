@@ -67,8 +67,17 @@ func TestDefault(t *testing.T) {
 	if err != nil || v.Port() != DefaultVlmcdPort {
 		t.Fatalf("Vlmcd = %+v, %v", v, err)
 	}
-	if got := len(h.StartOrder()); got != 3 {
-		t.Fatalf("StartOrder: %d peers", got)
+	order := h.StartOrder()
+	if len(order) != 4 || order[3].Type != Nbdd {
+		t.Fatalf("StartOrder: %+v", order)
+	}
+	n, err := h.Nbdd()
+	if err != nil || n.VlmcdPort != DefaultVlmcdPort || n.Socket != filepath.Join(h.RunDir, "nbd.sock") || n.PortArg() != "dynamic" {
+		t.Fatalf("Nbdd = %+v, %v", n, err)
+	}
+	args := strings.Join(h.Args(n), " ")
+	if strings.Contains(args, "--port") || !strings.Contains(args, "--socket "+n.Socket) {
+		t.Fatalf("nbdd args %q", args)
 	}
 }
 
@@ -86,7 +95,9 @@ func TestErrors(t *testing.T) {
 		"[PEERS]\nROLES = b\n[b]\ntype = file_blocker\narchip_dir = /x\n": "portno_start: required",
 		"key = 1\n":                            "before any [SECTION]",
 		"[PEERS]\nROLES = blockerb blockerb\n": "listed twice",
-		"[PEERS]\nROLES = b m v\n[b]\ntype = rados_blocker\nportno_start=1\n": "pool: required",
+		"[PEERS]\nROLES = b m v\n[b]\ntype = rados_blocker\nportno_start=1\n":                       "pool: required",
+		"[PEERS]\nROLES = blockerb blockerm mapperd vlmcd n\n[n]\ntype = nbdd\nportno_start = 9\n":  "nbdd binds a dynamic port",
+		"[PEERS]\nROLES = blockerb blockerm mapperd vlmcd n\n[n]\ntype = nbdd\nvlmcd_port = 1001\n": "vlmcd_port 1001: no vlmcd",
 	}
 	for text, want := range bad {
 		_, err := Parse(text)

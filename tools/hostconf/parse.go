@@ -89,6 +89,7 @@ var (
 		RadosBlocker: {"pool", "cephx_id", "owner"},
 		Mapperd:      {"blockerb_port", "blockerm_port", "owner"},
 		Vlmcd:        {"blocker_port", "mapper_port"},
+		Nbdd:         {"socket", "listen", "vlmcd_port", "max_connections"},
 		Poold:        {"logging_conf", "socket_path", "pidfile"},
 	}
 	// typeDefaults are the values a role not named as a shipped one
@@ -98,6 +99,7 @@ var (
 		RadosBlocker: {"nr_ops": "512", "log_level": "0"},
 		Mapperd:      {"nr_ops": "512", "log_level": "0", "blockerb_port": "1000", "blockerm_port": "1002"},
 		Vlmcd:        {"nr_ops": "512", "log_level": "0", "blocker_port": "1000", "mapper_port": "1001"},
+		Nbdd:         {"nr_ops": "64", "log_level": "0"},
 		Poold:        {},
 	}
 )
@@ -209,7 +211,7 @@ func Parse(text string) (*Host, error) {
 		}
 		tk, ok := typeKeys[typ]
 		if !ok {
-			return nil, fmt.Errorf("[%s] type = %q: want file_blocker, rados_blocker, mapperd, vlmcd or poold", role, typ)
+			return nil, fmt.Errorf("[%s] type = %q: want file_blocker, rados_blocker, mapperd, vlmcd, nbdd or poold", role, typ)
 		}
 		if err := checkKeys(own, commonKeys, tk); err != nil {
 			return nil, err
@@ -232,6 +234,13 @@ func Parse(text string) (*Host, error) {
 		}
 	}
 	h.fillFiles()
+	if v, err := h.Vlmcd(); err == nil {
+		for i := range h.Peers {
+			if h.Peers[i].Type == Nbdd && h.Peers[i].VlmcdPort == 0 {
+				h.Peers[i].VlmcdPort = v.Port()
+			}
+		}
+	}
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
@@ -256,7 +265,7 @@ func makePeer(role, typ string, v map[string]string) (Peer, error) {
 	p := Peer{Role: role, Type: typ, Owner: v["owner"]}
 	p.PortStart = num("portno_start", -1)
 	p.PortEnd = num("portno_end", p.PortStart)
-	if p.PortStart < 0 && perr == nil {
+	if p.PortStart < 0 && perr == nil && !p.Dynamic() {
 		perr = fmt.Errorf("[%s] portno_start: required", role)
 	}
 	p.Inflight = num("nr_ops", 16)
@@ -298,6 +307,15 @@ func makePeer(role, typ string, v map[string]string) (Peer, error) {
 	case Vlmcd:
 		p.BlockerPort = num("blocker_port", 1000)
 		p.MapperPort = num("mapper_port", 1001)
+	case Nbdd:
+		if _, ok := v["portno_start"]; ok && perr == nil {
+			perr = fmt.Errorf("[%s] portno_start: nbdd binds a dynamic port of its own", role)
+		}
+		p.PortStart, p.PortEnd = -1, -1
+		p.Socket = v["socket"]
+		p.Listen = strings.Fields(v["listen"])
+		p.VlmcdPort = num("vlmcd_port", 0)
+		p.MaxConnections = num("max_connections", 0)
 	}
 	return p, perr
 }
