@@ -7,10 +7,16 @@ import (
 	"github.com/archipelago-go/archipelago/xseg"
 )
 
-// TestVolumes runs the volume scenarios on one stack, in order: each
-// builds on the volumes the one before left.
+// TestVolumes runs the volume scenarios on filed.
 func TestVolumes(t *testing.T) {
-	s := newStack(t)
+	volumeScenarios(t, newStack(t))
+}
+
+// volumeScenarios runs the volume scenarios on one stack, in order: each
+// builds on the volumes the one before left. The write pattern, snapshot,
+// write more, clone, write to the clone and read back are the original's
+// VlmcdTest and basictest scenarios.
+func volumeScenarios(t *testing.T, s *stack) {
 	c := s.client
 	const (
 		volSize   = 64 * mib

@@ -34,6 +34,8 @@ type result struct {
 	File     string `json:"file,omitempty"`
 	Written  uint64 `json:"bytes_written,omitempty"`
 	Skipped  uint64 `json:"zero_bytes_skipped,omitempty"`
+	Forced   bool   `json:"forced,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 	line     string
 }
 
@@ -81,10 +83,13 @@ func (c *commands) info(name string) (*result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("info %q: %w", name, err)
 	}
-	r := &result{Op: "info", Volume: name, Size: vi.Size, Block: vi.BlockSize}
+	r := &result{Op: "info", Volume: name, Size: vi.Size, Block: vi.BlockSize, ReadOnly: vi.ReadOnly()}
 	r.line = fmt.Sprintf("%s: size %s (%d bytes)", name, cli.FormatSize(vi.Size), vi.Size)
 	if vi.BlockSize != 0 {
 		r.line += ", block size " + cli.FormatSize(vi.BlockSize)
+	}
+	if vi.ReadOnly() {
+		r.line += ", read-only (a snapshot)"
 	}
 	return r, nil
 }
@@ -135,6 +140,31 @@ func (c *commands) openClose(op, name string, force bool) (*result, error) {
 		return nil, err
 	}
 	return &result{Op: op, Volume: name, line: map[string]string{"open": "opened ", "close": "closed "}[op] + name}, nil
+}
+
+// lockUnlock takes (lock) or releases (unlock) the volume's lock for this
+// host. They are OPEN and CLOSE, not the map blocker's ACQUIRE and RELEASE
+// the original vlmc sent: mapperd caches a map only while it holds the
+// lock, and a lock released behind its back would leave it serving a
+// stale cached map. unlock with force breaks whoever's lock it is.
+func (c *commands) lockUnlock(op, name string, force bool) (*result, error) {
+	x := "open"
+	if op == "unlock" {
+		x = "close"
+	}
+	if _, err := c.openClose(x, name, force); err != nil {
+		return nil, err
+	}
+	r := &result{Op: op, Volume: name, Forced: force}
+	switch {
+	case op == "lock":
+		r.line = fmt.Sprintf("locked %s for this host", name)
+	case force:
+		r.line = fmt.Sprintf("unlocked %s (any host's lock broken)", name)
+	default:
+		r.line = "unlocked " + name
+	}
+	return r, nil
 }
 
 func (c *commands) hash(snap string) (*result, error) {

@@ -49,8 +49,12 @@ type host struct {
 }
 
 func newHost(t *testing.T) *host {
+	return newHostOver(t, t.TempDir(), "e2e")
+}
+
+// newHostOver is a host whose filed serves data, locking as owner.
+func newHostOver(t *testing.T, data, owner string) *host {
 	h := &host{t: t, segDir: t.TempDir(), runDir: t.TempDir()}
-	data := t.TempDir()
 	h.conf = filepath.Join(t.TempDir(), "archipelago.conf")
 	conf := fmt.Sprintf(`[ARCHIPELAGO]
 RUN_DIR = %s
@@ -69,19 +73,19 @@ type = file_blocker
 portno_start = 1
 archip_dir = %s
 log_level = 2
-owner = e2e
+owner = %s
 [mapperd]
 portno_start = 2
 portno_end = 2
 blockerb_port = 1
 blockerm_port = 1
-owner = e2e
+owner = %s
 [vlmcd]
 portno_start = 3
 portno_end = 3
 blocker_port = 1
 mapper_port = 2
-`, h.runDir, h.runDir, os.Getpid(), h.segDir, data)
+`, h.runDir, h.runDir, os.Getpid(), h.segDir, data, owner, owner)
 	if err := os.WriteFile(h.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +271,92 @@ func TestHost(t *testing.T) {
 		t.Errorf("vlmc after stop: no error")
 	}
 	t.Logf("whole host test: %v", time.Since(start))
+}
+
+// start starts the host's peers; they are SIGKILLed when the test ends.
+func (h *host) start() []int {
+	h.t.Helper()
+	h.run("archipelago", "start")
+	pids := h.pids()
+	h.t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if len(pids) != 3 {
+		h.t.Fatalf("pid files after start: %v", pids)
+	}
+	return pids
+}
+
+// fails runs vlmc and checks that it fails with exit code code and one
+// line holding want.
+func (h *host) fails(code int, want string, args ...string) {
+	h.t.Helper()
+	out, err := h.try("vlmc", args...)
+	exit, _ := err.(*exec.ExitError)
+	if exit == nil || exit.ExitCode() != code || !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		h.t.Errorf("vlmc %v: %v %q; want exit %d and one line with %q", args, err, out, code, want)
+	}
+}
+
+// TestLockUnlock runs vlmc lock and unlock on two hosts over one data
+// directory: one host at a time holds a volume's lock, the other is told
+// who; unlock --force breaks the lock of a host whose peers were killed.
+func TestLockUnlock(t *testing.T) {
+	data := t.TempDir()
+	h1, h2 := newHostOver(t, data, "host-1"), newHostOver(t, data, "host-2")
+	h1.start()
+	pids2 := h2.start()
+
+	h1.run("vlmc", "create", "vol", "--size", "8M")
+	if out := h1.run("vlmc", "lock", "vol"); strings.TrimSpace(out) != "locked vol for this host" {
+		t.Errorf("lock: %q", out)
+	}
+	var res struct {
+		Op     string `json:"op"`
+		Volume string `json:"volume"`
+		Forced bool   `json:"forced"`
+	}
+	if err := json.Unmarshal([]byte(h1.run("vlmc", "lock", "vol", "--json")), &res); err != nil || res.Op != "lock" || res.Volume != "vol" || res.Forced {
+		t.Errorf("lock again --json: %+v %v", res, err)
+	}
+	h2.fails(1, `"vol": locked by host-1: close it there`, "lock", "vol")
+	h2.fails(1, "--force", "unlock", "vol")
+	h2.fails(2, "vlmc unlock --force vol", "lock", "vol", "--force")
+	h1.fails(1, "no such volume", "lock", "nosuch")
+
+	if out := h1.run("vlmc", "unlock", "vol"); strings.TrimSpace(out) != "unlocked vol" {
+		t.Errorf("unlock: %q", out)
+	}
+	h1.run("vlmc", "unlock", "vol") // a free lock: nothing to do
+	h2.run("vlmc", "lock", "vol")
+	h1.fails(1, `locked by host-2`, "lock", "vol")
+
+	// Host 2 dies with the lock: it stays until broken.
+	for _, pid := range pids2 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	h1.fails(1, `locked by host-2`, "lock", "vol")
+	res = struct {
+		Op     string `json:"op"`
+		Volume string `json:"volume"`
+		Forced bool   `json:"forced"`
+	}{}
+	if err := json.Unmarshal([]byte(h1.run("vlmc", "unlock", "vol", "--force", "--json")), &res); err != nil || res.Op != "unlock" || !res.Forced {
+		t.Errorf("unlock --force --json: %+v %v", res, err)
+	}
+	h1.run("vlmc", "lock", "vol")
+	h1.run("vlmc", "unlock", "vol")
+	h1.run("archipelago", "stop")
+
+	out, err := exec.Command(filepath.Join(bins, "vlmc"), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vlmc --help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"lock NAME", "unlock NAME [--force]", "breaks another (dead) host's"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("vlmc --help does not mention %q", want)
+		}
+	}
 }

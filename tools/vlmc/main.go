@@ -28,6 +28,12 @@ Commands:
   open NAME [--force]                      take the volume's lock on this host;
                                            --force breaks a dead host's lock
   close NAME [--force]                     release it
+  lock NAME                                take the volume's lock for this host, as
+                                           open does; another host's lock is an
+                                           error naming that host
+  unlock NAME [--force]                    release this host's lock, as close does;
+                                           --force breaks another (dead) host's
+                                           lock and leaves the volume unlocked
   hash SNAPSHOT                            content-address the snapshot's blocks
   import NAME FILE|-                       write a raw image into the volume, in
                                            4 MiB chunks, skipping all-zero ones;
@@ -35,6 +41,12 @@ Commands:
                                            file's size
   export NAME FILE|-                       write the volume, exactly its size in
                                            bytes (a file gets holes for zeros)
+  map VOLUME                               export the volume through the host's
+                                           nbdd; prints its NBD URI alone on the
+                                           first line, then a QEMU -drive argument
+  unmap VOLUME                             stop exporting it (open connections
+                                           stay until their clients close them)
+  showmapped                               the exported volumes and their URIs
 
 Sizes take K, M, G, T suffixes (powers of 1024). The host is the one the
 config describes: /etc/archipelago/archipelago.conf if it exists, else the
@@ -60,7 +72,7 @@ func main() {
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.Var(&o.size, "size", "volume size `S` (create, clone, resize), e.g. 10G")
 	fs.StringVar(&o.from, "from", "", "create: clone this `SNAPSHOT`")
-	fs.BoolVar(&o.force, "force", false, "resize: allow shrinking; open/close: break another (dead) host's lock")
+	fs.BoolVar(&o.force, "force", false, "resize: allow shrinking; open/close/unlock: break another (dead) host's lock")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "longest wait for one request's reply")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -96,9 +108,12 @@ func run(o *options, sizeSet bool, args []string) error {
 		"info": "info NAME", "resize": "resize NAME --size S [--force]", "snapshot": "snapshot VOLUME SNAPNAME",
 		"clone": "clone SNAPSHOT NAME [--size S]", "rename": "rename NAME NEWNAME", "open": "open NAME [--force]",
 		"close": "close NAME [--force]", "hash": "hash SNAPSHOT", "import": "import NAME FILE|-", "export": "export NAME FILE|-",
+		"lock": "lock NAME", "unlock": "unlock NAME [--force]",
+		"map": "map VOLUME", "unmap": "unmap VOLUME", "showmapped": "showmapped",
 	}
 	counts := map[string]int{"create": 1, "remove": 1, "rm": 1, "info": 1, "resize": 1, "snapshot": 2, "clone": 2,
-		"rename": 2, "open": 1, "close": 1, "hash": 1, "import": 2, "export": 2}
+		"rename": 2, "open": 1, "close": 1, "hash": 1, "import": 2, "export": 2, "lock": 1, "unlock": 1,
+		"map": 1, "unmap": 1, "showmapped": 0}
 	form, ok := forms[cmd]
 	if !ok {
 		return cli.Usagef("unknown command %q: see vlmc --help", cmd)
@@ -111,10 +126,21 @@ func run(o *options, sizeSet bool, args []string) error {
 		return cli.Usagef("create %s: --size is required (e.g. --size 10G), or --from SNAPSHOT", args[0])
 	case cmd == "resize" && !sizeSet:
 		return cli.Usagef("resize %s: --size is required", args[0])
+	case cmd == "lock" && o.force:
+		return cli.Usagef("lock %s: no --force; if the host holding it is dead, vlmc unlock --force %s first", args[0], args[0])
 	}
 	h, err := hostconf.Load(o.config)
 	if err != nil {
 		return err
+	}
+	var result any
+	switch cmd { // the export table alone: no segment needed
+	case "unmap":
+		result, err = unmapVolume(h, args[0])
+		return printResult(o, result, err)
+	case "showmapped":
+		result, err = showMapped(h)
+		return printResult(o, result, err)
 	}
 	v, err := dial(h, o.timeout)
 	if err != nil {
@@ -122,7 +148,6 @@ func run(o *options, sizeSet bool, args []string) error {
 	}
 	defer v.Close()
 	c := &commands{v: v, o: o}
-	var result any
 	switch cmd {
 	case "create":
 		result, err = c.create(args[0], o.from, o.size.Bytes)
@@ -140,12 +165,16 @@ func run(o *options, sizeSet bool, args []string) error {
 		result, err = c.rename(args[0], args[1])
 	case "open", "close":
 		result, err = c.openClose(cmd, args[0], o.force)
+	case "lock", "unlock":
+		result, err = c.lockUnlock(cmd, args[0], o.force)
 	case "hash":
 		result, err = c.hash(args[0])
 	case "import":
 		result, err = c.importImage(args[0], args[1])
 	case "export":
 		result, err = c.exportImage(args[0], args[1])
+	case "map":
+		result, err = c.mapVolume(h, args[0])
 	}
 	if err != nil {
 		return err
@@ -158,6 +187,14 @@ func run(o *options, sizeSet bool, args []string) error {
 			return enc.Encode(result)
 		}
 		return nil
+	}
+	return printResult(o, result, nil)
+}
+
+// printResult prints a command's result, as JSON with --json.
+func printResult(o *options, result any, err error) error {
+	if err != nil {
+		return err
 	}
 	if o.json {
 		return cli.PrintJSON(result)
