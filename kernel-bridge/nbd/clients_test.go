@@ -183,7 +183,7 @@ func TestQemuImg(t *testing.T) {
 	}
 	mustRun(t, qemuImg, "compare", "-f", "raw", "-F", "raw", srcPath, uri)
 	// compare must notice one changed byte.
-	d.writeAt([]byte{0}, 8<<20+77)
+	d.set([]byte{0}, 8<<20+77)
 	if out, code := run(t, qemuImg, "compare", "-f", "raw", "-F", "raw", srcPath, uri); code != 1 {
 		t.Fatalf("qemu-img compare of differing images: exit %d, want 1\n%s", code, out)
 	}
@@ -256,9 +256,9 @@ func TestNbdinfo(t *testing.T) {
 	}
 
 	// --map after writes and a trim.
-	d.writeAt(pattern(0, 1<<20), 0)
-	d.writeAt(pattern(0, 2<<20), 4<<20)
-	d.zeroRange(5<<20, 512<<10, false)
+	d.set(pattern(0, 1<<20), 0)
+	d.set(pattern(0, 2<<20), 4<<20)
+	d.punch(5<<20, 512<<10)
 	out = mustRun(t, nbdinfo, "--map", nbdURI(sock, "disk"))
 	var got [][2]uint64
 	var end uint64
@@ -504,7 +504,7 @@ func TestFioVerify(t *testing.T) {
 	dir := t.TempDir()
 	out := mustRun(t, fio, "--name=v", "--ioengine=nbd", "--uri="+nbdURI(sock, "disk"),
 		"--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=4M", "--numjobs=2", "--offset_increment=8M",
-		"--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--directory="+dir, "--output-format=json",
+		"--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--directory="+dir, "--output-format=json",
 		"--output="+filepath.Join(dir, "out.json"))
 	res, err := os.ReadFile(filepath.Join(dir, "out.json"))
 	if err != nil {

@@ -283,3 +283,17 @@ func (b *memBackend) checkNoLeaks(t testing.TB) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// set writes p at off, from the test's side.
+func (d *memDisk) set(p []byte, off uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writeAt(p, off)
+}
+
+// punch trims [off, off+n), from the test's side.
+func (d *memDisk) punch(off, n uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.zeroRange(off, n, false)
+}

@@ -197,7 +197,7 @@ func TestFioVerify(t *testing.T) {
 	h.run("vlmc", "clone", "snap", "vm")
 	out := mustTool(t, "fio", "fio", "--name=verify", "--ioengine=nbd", "--uri="+h.uri("vm"),
 		"--rw=randwrite", "--bs=4k", "--size=16M", "--numjobs=2", "--offset_increment=16M",
-		"--iodepth=16", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--output-format=json")
+		"--iodepth=16", "--verify=crc32c", "--verify_state_save=0", "--verify_fatal=1", "--do_verify=1", "--output-format=json")
 	var res struct {
 		Jobs []struct {
 			Error int `json:"error"`
