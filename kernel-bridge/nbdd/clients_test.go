@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const mib = 1 << 20
@@ -247,4 +248,36 @@ func TestExportTable(t *testing.T) {
 		t.Errorf("vlmc map of a missing volume succeeded:\n%s", out)
 	}
 	mustTool(t, "libnbd-bin", "nbdinfo", uriA)
+}
+
+// TestSocketActivation runs a second nbdd on the host's segment with its
+// socket passed by systemd-socket-activate (LISTEN_FDS), serving every
+// volume (no export table).
+func TestSocketActivation(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (apt-get install systemd)")
+	}
+	h := startHost(t)
+	h.run("vlmc", "create", "vol", "--size", "8M")
+	qemuIO(t, h.uri("vol"), "write -P 5 0 1M")
+	sock := filepath.Join(t.TempDir(), "activated.sock")
+	cmd := exec.Command(activate, "-l", sock, filepath.Join(bins, "nbdd"),
+		"--segment", h.segName, "--segment-dir", h.segDir, "--vlmcd-port", "3", "--log-level", "error")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	// The socket exists at once; nbdd starts at the first connection.
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	qemuIO(t, "nbd+unix:///vol?socket="+sock, "read -P 5 0 1M", "read -P 0 1M 7M")
 }

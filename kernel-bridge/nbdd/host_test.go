@@ -45,18 +45,21 @@ type host struct {
 	conf    string
 	socket  string
 	dataDir string
+	segName string
+	segDir  string
 }
 
 // startHost starts a host and stops it when the test ends.
 func startHost(t *testing.T) *host {
 	t.Helper()
 	runDir := t.TempDir()
-	h := &host{t: t, conf: filepath.Join(t.TempDir(), "archipelago.conf"), socket: filepath.Join(runDir, "nbd.sock"), dataDir: t.TempDir()}
+	h := &host{t: t, conf: filepath.Join(t.TempDir(), "archipelago.conf"), socket: filepath.Join(runDir, "nbd.sock"), dataDir: t.TempDir(),
+		segName: fmt.Sprintf("nbdd-test-%d", time.Now().UnixNano()%1e9), segDir: t.TempDir()}
 	conf := fmt.Sprintf(`[ARCHIPELAGO]
 RUN_DIR = %s
 LOG_DIR = %s
 [XSEG]
-SEGMENT_NAME = nbdd-test-%d
+SEGMENT_NAME = %s
 SEGMENT_DIR = %s
 SEGMENT_PORTS = 64
 SEGMENT_DYNPORTS = 48
@@ -82,7 +85,7 @@ blocker_port = 1
 mapper_port = 2
 [nbdd]
 type = nbdd
-`, runDir, runDir, time.Now().UnixNano()%1e9, t.TempDir(), h.dataDir)
+`, runDir, runDir, h.segName, h.segDir, h.dataDir)
 	if err := os.WriteFile(h.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
