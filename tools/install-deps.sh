@@ -17,7 +17,7 @@
 #   install-deps.sh [--list | --check]
 set -euo pipefail
 
-PACKAGES=(ceph-mon ceph-osd librados-dev libradospp-dev g++ jq fio qemu-utils libnbd-bin python3-libnbd nbdkit)
+PACKAGES=(ceph-mon ceph-osd librados-dev libradospp-dev g++ jq fio qemu-utils libnbd-bin python3-libnbd nbdkit linux-image-cloud-amd64 busybox-static qemu-system-x86)
 
 missing() {
 	local pkg
