@@ -10,7 +10,14 @@
 #   libradospp-dev      rados/librados.hpp, for the RADOS driver's server-side copy
 #   g++                 the RADOS driver has one C++ file (cgo)
 #   jq                  the bench/ scripts read JSON results
-#   fio                 the anchor bench/filed.sh compares filed with
+#   fio                 the anchor bench/filed.sh compares filed with, and an
+#                       NBD client (its nbd engine) of the nbdd tests
+#   qemu-utils          qemu-io, qemu-img, qemu-nbd: NBD clients of the tests,
+#                       and the anchor of bench/nbd.sh
+#   libnbd-bin, python3-libnbd   nbdinfo, nbdcopy, nbdsh
+#   nbdkit              the other anchor of bench/nbd.sh
+#   linux-image-cloud-amd64, busybox-static, qemu-system-x86
+#                       the VM that boots from a volume (TestVMBoot)
 #
 # A host that only runs radosd needs librados2 alone.
 #
