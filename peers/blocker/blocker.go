@@ -22,7 +22,9 @@
 //	INFO     data gets the object size as struct xseg_reply_info
 //	         (protocol.DecodeInfo)
 //	ACQUIRE  takes the lock named target for this peer's owner. FlagNoSync:
-//	         a try-lock; otherwise it waits for the lock up to LockWait
+//	         a try-lock; otherwise it waits for the lock up to LockWait. A
+//	         failure with room for a name payload gets the holder's name
+//	         (serviced NameLen) when the store can tell it
 //	RELEASE  releases it; FlagForce breaks it whoever holds it
 //	HASH     SHA-256 of the content (trailing zeros stripped), stored as a
 //	         copy under its 64-hex-digit name; data gets the name as
@@ -98,6 +100,16 @@ func New(store drivers.Store, opts Options) (*Blocker, error) {
 		b.lockWait = DefaultLockWait
 	}
 	return b, nil
+}
+
+// tellHolder writes the holder of lock name into a failed ACQUIRE's
+// reply, as a name payload (serviced NameLen), when it can learn it: the
+// mapper names the host that holds a volume.
+func (b *Blocker) tellHolder(ctx context.Context, r xseg.Request, name string) {
+	holder, err := b.store.LockOwner(ctx, name)
+	if err == nil && holder != "" && protocol.EncodeName(r.Data(), holder) == nil {
+		r.SetServiced(protocol.NameLen)
+	}
 }
 
 // Owner returns the lock owner.
@@ -212,12 +224,18 @@ func (b *Blocker) serve(ctx context.Context, r xseg.Request, op xseg.Op, name st
 		}
 		r.SetServiced(protocol.InfoLen)
 	case xseg.OpAcquire:
+		var err error
 		if r.Flags()&xseg.FlagNoSync != 0 {
-			return b.store.Lock(io, name, b.owner, drivers.LockTry)
+			err = b.store.Lock(io, name, b.owner, drivers.LockTry)
+		} else {
+			wait, cancel := context.WithTimeout(ctx, b.lockWait)
+			err = b.store.Lock(wait, name, b.owner, drivers.LockWait)
+			cancel()
 		}
-		wait, cancel := context.WithTimeout(ctx, b.lockWait)
-		defer cancel()
-		return b.store.Lock(wait, name, b.owner, drivers.LockWait)
+		if err != nil && len(r.Data()) >= protocol.NameLen {
+			b.tellHolder(io, r, name)
+		}
+		return err
 	case xseg.OpRelease:
 		return b.store.Unlock(io, name, b.owner, r.Flags()&xseg.FlagForce != 0)
 	case xseg.OpHash:
