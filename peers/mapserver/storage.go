@@ -233,8 +233,9 @@ func (s *storage) lock(name string) error {
 	return &LockedError{Volume: name, Owner: owner}
 }
 
-// lockHolder tries to learn who holds the lock of volume name. Blockers
-// do not say (ACQUIRE replies only EAGAIN); filed keeps a lock as the file
+// lockHolder tries to learn who holds the lock of volume name when the
+// failed ACQUIRE did not say (our blockers do; a blocker of the original
+// protocol replies only EAGAIN). filed keeps a lock as the file
 // "<name>_lock" holding its owner, in the data tree where READ reaches it,
 // so reading that object tells, unless filed runs with --lock-dir or the
 // map blocker is radosd (which reads zeros there): "" then.
