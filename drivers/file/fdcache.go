@@ -165,6 +165,21 @@ func (c *fdCache) dirtyObjects() []*object {
 	return dirty
 }
 
+// drop empties the cache and returns the objects to release; files in
+// use stay open until their last release.
+func (c *fdCache) drop() []*object {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	var retire []*object
+	for c.lru.Len() > 0 {
+		if v := c.uncache(c.lru.Front().Value.(*object)); v != nil {
+			retire = append(retire, v)
+		}
+	}
+	return retire
+}
+
 // close empties the cache for good and returns the objects to release.
 func (c *fdCache) close() []*object {
 	c.mu.Lock()

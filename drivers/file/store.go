@@ -365,6 +365,16 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// Forget closes the files the store keeps open (syncing those that hold
+// writes not yet durable first, as a file leaving the cache always is),
+// for a store that shares its directory with another process: a file that
+// process deleted then gives its space back. The store stays usable.
+func (s *Store) Forget() {
+	for _, o := range s.cache.drop() {
+		s.release(o)
+	}
+}
+
 // Flush makes every acknowledged write, and the directory entries of new
 // files and directories, durable.
 func (s *Store) Flush(ctx context.Context) error {

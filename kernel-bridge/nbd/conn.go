@@ -43,8 +43,7 @@ type conn struct {
 	tflags   uint16
 	minBlock uint32
 	maxBlock uint32
-	allocCtx bool   // BLOCK_STATUS allowed
-	poller   Poller // the export, if it is one
+	allocCtx bool // BLOCK_STATUS allowed
 
 	// in-flight accounting; the reader waits on cond at the limit, and
 	// for the drain before it closes the export

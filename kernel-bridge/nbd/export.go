@@ -58,16 +58,6 @@ type Describer interface {
 	Description() string
 }
 
-// Poller is an optional interface of an Export whose completions can be
-// reaped by polling. The connection's reader calls Poll after it started
-// commands and has no further request buffered, just before it blocks on
-// the socket: Poll may complete commands on the reader's goroutine (and so
-// write their replies) for a short while, which at low queue depths saves
-// waking another goroutine per reply.
-type Poller interface {
-	Poll()
-}
-
 // Buffer is memory that one command reads into or writes from.
 type Buffer interface {
 	// Bytes is the buffer's memory, at least as long as asked for.

@@ -262,7 +262,6 @@ func transmissionFlags(f ExportFlags, structured bool) uint16 {
 // enter fixes the export of the transmission phase.
 func (c *conn) enter(name string, exp Export) {
 	c.export, c.name = exp, name
-	c.poller, _ = exp.(Poller)
 	c.size, c.tflags, c.minBlock, _, c.maxBlock = c.describe(exp)
 	c.allocCtx = c.structured && c.metaSet && c.metaExport == name
 }

@@ -230,9 +230,6 @@ func (c *conn) transmit() error {
 		if err := c.start(cmd); err != nil {
 			return err
 		}
-		if c.poller != nil && c.br.Buffered() == 0 {
-			c.poller.Poll()
-		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -280,4 +281,43 @@ func TestSocketActivation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	qemuIO(t, "nbd+unix:///vol?socket="+sock, "read -P 5 0 1M", "read -P 0 1M 7M")
+}
+
+// allocated sums the bytes allocated to the files under dir.
+func allocated(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			return err
+		}
+		n += st.Blocks * 512
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestTrimGivesSpaceBack trims written whole objects through nbdd and
+// checks that the data directory shrinks by them, while vlmcd (which does
+// the object I/O itself here) kept them open.
+func TestTrimGivesSpaceBack(t *testing.T) {
+	h := startHost(t)
+	h.run("vlmc", "create", "vol", "--size", "32M")
+	uri := h.uri("vol")
+	qemuIO(t, uri, "write -P 3 0 32M", "flush")
+	before := allocated(t, h.dataDir)
+	qemuIO(t, uri, "discard 0 24M", "read -P 3 24M 8M")
+	after := allocated(t, h.dataDir)
+	t.Logf("data directory: %d bytes allocated before the trim, %d after", before, after)
+	if before-after < 24*mib {
+		t.Errorf("trimming 24 MiB gave back %d bytes", before-after)
+	}
+	qemuIO(t, uri, "read -P 0 0 24M")
 }

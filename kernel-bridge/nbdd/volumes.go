@@ -37,7 +37,6 @@ type volumes struct {
 // waiter is what a reply completes: an NBD command, or a synchronous call.
 type waiter struct {
 	cmd *nbd.Command
-	vol *volume // of cmd
 	// put: the slot is the waiter's own (a command without data), put
 	// back once the command is done.
 	put bool
@@ -79,7 +78,6 @@ func (v *volumes) complete(r xseg.Request) {
 	case w.ch != nil:
 		w.ch <- r
 	default:
-		w.vol.inflight.Add(-1)
 		w.cmd.Done(replyErr(r))
 		if w.put {
 			v.port.Put(r)
@@ -209,29 +207,6 @@ type volume struct {
 	v    *volumes
 	name string
 	info protocol.VolumeInfo
-	// inflight counts the commands submitted to vlmcd and not completed.
-	inflight atomic.Int32
-}
-
-// pollSpin bounds how long a connection's reader waits for its replies
-// itself (Poll) before it goes back to the socket and leaves them to the
-// receiving goroutine: about one round trip through vlmcd and filed.
-const pollSpin = 50 * time.Microsecond
-
-// Poll completes this connection's commands on the caller's goroutine
-// while they come back within pollSpin (see nbd.Poller): at queue depth 1
-// the reply is written to the socket with no goroutine woken for it.
-func (e *volume) Poll() {
-	begin := time.Now()
-	for i := 0; e.inflight.Load() > 0; i++ {
-		if r, ok := e.v.port.Receive(); ok {
-			e.v.complete(r)
-			continue
-		}
-		if i%16 == 15 && time.Since(begin) > pollSpin {
-			return
-		}
-	}
 }
 
 // maxRequest is the largest READ or WRITE a client may send: 32 MiB,
@@ -303,7 +278,7 @@ func (e *volume) Start(cmd *nbd.Command) {
 	}
 	var r xseg.Request
 	var n uint64
-	w := &waiter{cmd: cmd, vol: e}
+	w := &waiter{cmd: cmd}
 	if b, ok := cmd.Buf.(*segBuffer); ok {
 		r, n = b.r, uint64(cmd.Length)
 		if err := r.Prepare(op, e.name, n); err != nil {
@@ -321,9 +296,7 @@ func (e *volume) Start(cmd *nbd.Command) {
 	r.SetOffset(cmd.Offset)
 	r.SetSize(n)
 	r.SetFlags(flags)
-	e.inflight.Add(1)
 	if err := e.v.submit(r, w); err != nil {
-		e.inflight.Add(-1)
 		if w.put {
 			e.v.port.Put(r)
 		}

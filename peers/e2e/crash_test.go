@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,15 @@ import (
 // back exactly. Writes failed back with xseg.ErrPeerDied may be in the
 // volume whole, in part or not at all; their content is not asserted.
 func TestKillVlmcd(t *testing.T) {
-	s := newStack(t)
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			killVlmcd(t, newStackWith(t, stackConfig{inlineIO: inline}))
+		})
+	}
+}
+
+// killVlmcd SIGKILLs vlmcd of s under 16 writes in flight.
+func killVlmcd(t *testing.T, s *stack) {
 	c := s.client
 	const (
 		volSize = 64 * mib
@@ -204,7 +213,7 @@ func writeLoad(t *testing.T, c *client, vol string, slots []slotWrite, from, to,
 // was not acknowledged is its old or its new value, never anything else;
 // the snapshot keeps its data.
 func TestKillUnderLoad(t *testing.T) {
-	s := newStack(t)
+	s := newStackWith(t, stackConfig{inlineIO: true})
 	c := s.client
 	const (
 		volSize = 64 * mib

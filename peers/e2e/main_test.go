@@ -82,6 +82,9 @@ type stackConfig struct {
 	// dataDir is the data blocker's directory when it is filed (for the
 	// tests that look into it).
 	dataDir string
+	// inlineIO runs vlmcd with --data-dir: it does the object I/O in
+	// filed's directory itself, as archipelago runs it.
+	inlineIO bool
 }
 
 // stack is one host: a segment in a temporary directory, a data blocker on
@@ -168,7 +171,11 @@ func (s *stack) startMapperd() {
 }
 
 func (s *stack) startVlmcd() {
-	s.vlmcd = startProc(s.t, "vlmcd", s.args(vlmcdPort, "--mapper-port", strconv.Itoa(mapperPort), "--blocker-port", strconv.Itoa(filedPort))...)
+	args := []string{"--mapper-port", strconv.Itoa(mapperPort), "--blocker-port", strconv.Itoa(filedPort)}
+	if s.cfg.inlineIO {
+		args = append(args, "--data-dir", s.dataDir)
+	}
+	s.vlmcd = startProc(s.t, "vlmcd", s.args(vlmcdPort, args...)...)
 }
 
 // killAll SIGKILLs every peer of the host, as a host that dies does.

@@ -12,6 +12,11 @@ func TestVolumes(t *testing.T) {
 	volumeScenarios(t, newStack(t))
 }
 
+// TestVolumesInlineIO runs them with vlmcd doing the object I/O itself.
+func TestVolumesInlineIO(t *testing.T) {
+	volumeScenarios(t, newStackWith(t, stackConfig{inlineIO: true}))
+}
+
 // volumeScenarios runs the volume scenarios on one stack, in order: each
 // builds on the volumes the one before left. The write pattern, snapshot,
 // write more, clone, write to the clone and read back are the original's

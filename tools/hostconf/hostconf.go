@@ -118,6 +118,10 @@ type Peer struct {
 	// vlmcd: data blocker and mapper ports
 	BlockerPort int `json:"blocker_port,omitempty"`
 	MapperPort  int `json:"mapper_port,omitempty"`
+	// vlmcd (ours): do the data blocker's object I/O itself when that is
+	// a file_blocker (key inline_io, default true); DataDir, Direct and
+	// FDCache are then the blocker's.
+	InlineIO bool `json:"inline_io,omitempty"`
 	// nbdd (ours): its unix socket (default <run_dir>/nbd.sock), TCP
 	// addresses, the vlmcd port it sends to (default the host's vlmcd)
 	Socket         string   `json:"socket,omitempty"`
@@ -225,12 +229,30 @@ func Default() *Host {
 		Peers: []Peer{
 			{Role: "filed", Type: FileBlocker, PortStart: DefaultBlockerPort, PortEnd: DefaultBlockerPort, Inflight: 64, LogLevel: "info", DataDir: dataDir, FDCache: 256},
 			{Role: "mapperd", Type: Mapperd, PortStart: DefaultMapperPort, PortEnd: DefaultMapperPort, Inflight: 512, LogLevel: "info", DataPort: DefaultBlockerPort, MapPort: DefaultBlockerPort},
-			{Role: "vlmcd", Type: Vlmcd, PortStart: DefaultVlmcdPort, PortEnd: DefaultVlmcdPort, Inflight: 512, LogLevel: "info", BlockerPort: DefaultBlockerPort, MapperPort: DefaultMapperPort},
+			{Role: "vlmcd", Type: Vlmcd, PortStart: DefaultVlmcdPort, PortEnd: DefaultVlmcdPort, Inflight: 512, LogLevel: "info", BlockerPort: DefaultBlockerPort, MapperPort: DefaultMapperPort, InlineIO: true},
 			{Role: "nbdd", Type: Nbdd, PortStart: -1, PortEnd: -1, Inflight: 64, LogLevel: "info", VlmcdPort: DefaultVlmcdPort},
 		},
 	}
 	h.fillFiles()
+	h.linkInlineIO()
 	return h
+}
+
+// linkInlineIO gives each vlmcd with InlineIO the directory (and O_DIRECT
+// and fd cache settings) of its data blocker, if that is a file_blocker.
+func (h *Host) linkInlineIO() {
+	for i := range h.Peers {
+		v := &h.Peers[i]
+		if v.Type != Vlmcd || !v.InlineIO {
+			continue
+		}
+		v.DataDir = ""
+		for _, b := range h.Peers {
+			if b.Type == FileBlocker && b.PortStart <= v.BlockerPort && v.BlockerPort <= b.PortEnd {
+				v.DataDir, v.Direct, v.FDCache = b.DataDir, b.Direct, b.FDCache
+			}
+		}
+	}
 }
 
 func (h *Host) fillFiles() {
@@ -370,6 +392,15 @@ func (h *Host) Args(p Peer) []string {
 		a = append(a, "--data-port", fmt.Sprint(p.DataPort), "--map-port", fmt.Sprint(p.MapPort))
 	case Vlmcd:
 		a = append(a, "--blocker-port", fmt.Sprint(p.BlockerPort), "--mapper-port", fmt.Sprint(p.MapperPort))
+		if p.DataDir != "" {
+			a = append(a, "--data-dir", p.DataDir)
+			if p.FDCache > 0 {
+				a = append(a, "--fdcache", fmt.Sprint(p.FDCache))
+			}
+			if p.Direct {
+				a = append(a, "--directio")
+			}
+		}
 	case Nbdd:
 		a = append(a, "--vlmcd-port", fmt.Sprint(p.VlmcdPort), "--socket", p.Socket, "--exports", p.Exports, "--max-inflight", fmt.Sprint(p.Inflight))
 		for _, l := range p.Listen {

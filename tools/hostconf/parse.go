@@ -88,7 +88,7 @@ var (
 		FileBlocker:  {"archip_dir", "fdcache", "direct", "lock_dir", "pithos_migrate", "unique_str", "prefix", "owner"},
 		RadosBlocker: {"pool", "cephx_id", "owner"},
 		Mapperd:      {"blockerb_port", "blockerm_port", "owner"},
-		Vlmcd:        {"blocker_port", "mapper_port"},
+		Vlmcd:        {"blocker_port", "mapper_port", "inline_io"},
 		Nbdd:         {"socket", "listen", "vlmcd_port", "max_connections"},
 		Poold:        {"logging_conf", "socket_path", "pidfile"},
 	}
@@ -234,6 +234,7 @@ func Parse(text string) (*Host, error) {
 		}
 	}
 	h.fillFiles()
+	h.linkInlineIO()
 	if v, err := h.Vlmcd(); err == nil {
 		for i := range h.Peers {
 			if h.Peers[i].Type == Nbdd && h.Peers[i].VlmcdPort == 0 {
@@ -307,6 +308,14 @@ func makePeer(role, typ string, v map[string]string) (Peer, error) {
 	case Vlmcd:
 		p.BlockerPort = num("blocker_port", 1000)
 		p.MapperPort = num("mapper_port", 1001)
+		p.InlineIO = true
+		if d := lower(v["inline_io"]); d != "" {
+			b, err := strconv.ParseBool(d)
+			if err != nil && perr == nil {
+				perr = fmt.Errorf("[%s] inline_io = %q: want True or False", role, v["inline_io"])
+			}
+			p.InlineIO = b
+		}
 	case Nbdd:
 		if _, ok := v["portno_start"]; ok && perr == nil {
 			perr = fmt.Errorf("[%s] portno_start: nbdd binds a dynamic port of its own", role)
