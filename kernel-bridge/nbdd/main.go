@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -79,7 +80,11 @@ func run(args []string) error {
 		if err != nil {
 			return nil, err
 		}
-		vols := newVolumes(p.Ports()[0], *vlmcd, *exports)
+		ports, err := lanePorts(p.Ports()[0])
+		if err != nil {
+			return nil, err
+		}
+		vols := newVolumes(ports, *vlmcd, *exports)
 		nc.Log = p.Log()
 		srv := nbd.NewServer(vols, nc)
 		return func(ctx context.Context, _ []*xseg.Port) {
@@ -99,11 +104,31 @@ func run(args []string) error {
 				p.Log().WithError(err).Warn("clients still connected at exit")
 			}
 			vols.close()
+			for _, port := range ports[1:] {
+				port.Release()
+			}
 			if *socket != "" && !activated() {
 				os.Remove(*socket)
 			}
 		}, nil
 	})
+}
+
+// lanePorts returns first and more dynamic ports of its segment, one per
+// core, for the lanes of volumes.
+func lanePorts(first *xseg.Port) ([]*xseg.Port, error) {
+	ports := []*xseg.Port{first}
+	for len(ports) < runtime.GOMAXPROCS(0) {
+		p, err := first.Segment().BindDynamic()
+		if err != nil {
+			for _, q := range ports[1:] {
+				q.Release()
+			}
+			return nil, fmt.Errorf("reply port: %w", err)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }
 
 // listeners returns the sockets systemd passed (LISTEN_FDS), or else the

@@ -20,8 +20,12 @@ import (
 // connection; one goroutine receives the replies and completes each
 // command on the spot (the NBD reply is written from the segment buffer
 // the volume request used), so a reply costs no goroutine hand-off.
+// There is one such lane (a port and its receiver) per core, connections
+// spread over them, so that replies to several connections are written to
+// their sockets in parallel; an idle lane's receiver sleeps.
 type volumes struct {
-	port  *xseg.Port
+	lanes []*lane
+	next  atomic.Uint32 // the lane of the next connection
 	vlmcd int
 	// exports, if set, is the export table: a directory holding one empty
 	// file per mapped volume (vlmc map writes them); only those are
@@ -31,6 +35,12 @@ type volumes struct {
 	waiting []atomic.Pointer[waiter]
 	// wait bounds how long a command waits for a free slot or buffer.
 	wait time.Duration
+}
+
+// lane is a port of nbdd's and the goroutine receiving its replies.
+type lane struct {
+	*volumes
+	port *xseg.Port
 	done chan struct{}
 }
 
@@ -43,52 +53,64 @@ type waiter struct {
 	ch  chan xseg.Request
 }
 
-func newVolumes(port *xseg.Port, vlmcd int, exports string) *volumes {
+// newVolumes serves volumes through vlmcd on port vlmcd, with one lane per
+// port of ports (ports of the same segment).
+func newVolumes(ports []*xseg.Port, vlmcd int, exports string) *volumes {
 	v := &volumes{
-		port: port, vlmcd: vlmcd, exports: exports,
-		waiting: make([]atomic.Pointer[waiter], port.Segment().Geometry().Requests),
+		vlmcd: vlmcd, exports: exports,
+		waiting: make([]atomic.Pointer[waiter], ports[0].Segment().Geometry().Requests),
 		wait:    5 * time.Second,
-		done:    make(chan struct{}),
 	}
-	go v.receive()
+	for _, p := range ports {
+		l := &lane{volumes: v, port: p, done: make(chan struct{})}
+		v.lanes = append(v.lanes, l)
+		go l.receive()
+	}
 	return v
 }
 
+// lane picks the lane of a new connection.
+func (v *volumes) lane() *lane {
+	return v.lanes[int(v.next.Add(1))%len(v.lanes)]
+}
+
+// close stops the lanes' receivers; call it once no command is in flight.
+func (v *volumes) close() {
+	for _, l := range v.lanes {
+		l.port.Interrupt()
+		<-l.done
+	}
+}
+
 // receive completes replies until the port is interrupted.
-func (v *volumes) receive() {
-	defer close(v.done)
-	for !v.port.Interrupted() {
-		v.port.Wait(0)
+func (l *lane) receive() {
+	defer close(l.done)
+	for !l.port.Interrupted() {
+		l.port.Wait(0)
 		for {
-			r, ok := v.port.Receive()
+			r, ok := l.port.Receive()
 			if !ok {
 				break
 			}
-			v.complete(r)
+			l.complete(r)
 		}
 	}
 }
 
 // complete hands a reply to what waits for it.
-func (v *volumes) complete(r xseg.Request) {
-	w := v.waiting[r.Index()].Swap(nil)
+func (l *lane) complete(r xseg.Request) {
+	w := l.waiting[r.Index()].Swap(nil)
 	switch {
 	case w == nil: // not ours: nothing waits for it
-		v.port.Put(r)
+		l.port.Put(r)
 	case w.ch != nil:
 		w.ch <- r
 	default:
 		w.cmd.Done(replyErr(r))
 		if w.put {
-			v.port.Put(r)
+			l.port.Put(r)
 		}
 	}
-}
-
-// close stops receiving; call it once no command is in flight.
-func (v *volumes) close() {
-	v.port.Interrupt()
-	<-v.done
 }
 
 // replyErr is the error a reply carries, as an errno the NBD layer maps.
@@ -102,21 +124,21 @@ func replyErr(r xseg.Request) error {
 
 // get takes a slot with a data buffer of n bytes, waiting up to v.wait
 // while the segment has none free.
-func (v *volumes) get(op xseg.Op, target string, n uint64) (xseg.Request, error) {
+func (l *lane) get(op xseg.Op, target string, n uint64) (xseg.Request, error) {
 	var deadline time.Time
 	for {
-		r, err := v.port.Get()
+		r, err := l.port.Get()
 		if err == nil {
 			if err = r.Prepare(op, target, n); err == nil {
 				return r, nil
 			}
-			v.port.Put(r)
+			l.port.Put(r)
 		}
 		if !errors.Is(err, xseg.ErrNoFreeRequests) && !errors.Is(err, xseg.ErrNoBufferSpace) {
 			return xseg.Request{}, err
 		}
 		if deadline.IsZero() {
-			deadline = time.Now().Add(v.wait)
+			deadline = time.Now().Add(l.wait)
 		} else if time.Now().After(deadline) {
 			return xseg.Request{}, fmt.Errorf("%w: %v", syscall.ENOMEM, err)
 		}
@@ -125,19 +147,19 @@ func (v *volumes) get(op xseg.Op, target string, n uint64) (xseg.Request, error)
 }
 
 // submit sends r to vlmcd; w gets the reply.
-func (v *volumes) submit(r xseg.Request, w *waiter) error {
-	v.waiting[r.Index()].Store(w)
-	if err := v.port.Submit(r, v.vlmcd); err != nil {
-		v.waiting[r.Index()].Store(nil)
+func (l *lane) submit(r xseg.Request, w *waiter) error {
+	l.waiting[r.Index()].Store(w)
+	if err := l.port.Submit(r, l.vlmcd); err != nil {
+		l.waiting[r.Index()].Store(nil)
 		return err
 	}
 	return nil
 }
 
 // call submits r and waits for its reply, which the caller puts back.
-func (v *volumes) call(r xseg.Request) (xseg.Request, error) {
+func (l *lane) call(r xseg.Request) (xseg.Request, error) {
 	w := &waiter{ch: make(chan xseg.Request, 1)}
-	if err := v.submit(r, w); err != nil {
+	if err := l.submit(r, w); err != nil {
 		return r, err
 	}
 	rep := <-w.ch
@@ -180,12 +202,13 @@ func (v *volumes) Open(name string) (nbd.Export, error) {
 	if !v.mapped(name) {
 		return nil, fmt.Errorf("%w: volume %q is not mapped (vlmc map %s)", nbd.ErrUnknownExport, name, name)
 	}
-	r, err := v.get(xseg.OpInfo, name, protocol.VolumeInfoLen)
+	l := v.lane()
+	r, err := l.get(xseg.OpInfo, name, protocol.VolumeInfoLen)
 	if err != nil {
 		return nil, err
 	}
-	defer v.port.Put(r)
-	rep, err := v.call(r)
+	defer l.port.Put(r)
+	rep, err := l.call(r)
 	if errors.Is(err, syscall.ENOENT) {
 		return nil, fmt.Errorf("%w: no volume %q", nbd.ErrUnknownExport, name)
 	}
@@ -199,12 +222,12 @@ func (v *volumes) Open(name string) (nbd.Export, error) {
 	if info.BlockSize == 0 {
 		info.BlockSize = 4 << 20
 	}
-	return &volume{v: v, name: name, info: info}, nil
+	return &volume{l: l, name: name, info: info}, nil
 }
 
 // volume is one export: a volume opened by one connection.
 type volume struct {
-	v    *volumes
+	l    *lane
 	name string
 	info protocol.VolumeInfo
 }
@@ -232,21 +255,21 @@ func (e *volume) Close() error { return nil }
 
 // segBuffer is a request slot whose data buffer an NBD command uses.
 type segBuffer struct {
-	v *volumes
+	l *lane
 	r xseg.Request
 }
 
 func (b *segBuffer) Bytes() []byte { return b.r.Data() }
-func (b *segBuffer) Release()      { b.v.port.Put(b.r) }
+func (b *segBuffer) Release()      { b.l.port.Put(b.r) }
 
 // Buffer takes a request slot with n bytes of segment buffer: the socket
 // reads a WRITE's payload into it, a READ's reply is written from it.
 func (e *volume) Buffer(n int) (nbd.Buffer, error) {
-	r, err := e.v.get(xseg.OpRead, e.name, uint64(n))
+	r, err := e.l.get(xseg.OpRead, e.name, uint64(n))
 	if err != nil {
 		return nil, err
 	}
-	return &segBuffer{v: e.v, r: r}, nil
+	return &segBuffer{l: e.l, r: r}, nil
 }
 
 // Start sends cmd to vlmcd. READ, WRITE and FLUSH go as one volume
@@ -287,7 +310,7 @@ func (e *volume) Start(cmd *nbd.Command) {
 		}
 	} else {
 		var err error
-		if r, err = e.v.get(op, e.name, 0); err != nil {
+		if r, err = e.l.get(op, e.name, 0); err != nil {
 			cmd.Done(err)
 			return
 		}
@@ -296,9 +319,9 @@ func (e *volume) Start(cmd *nbd.Command) {
 	r.SetOffset(cmd.Offset)
 	r.SetSize(n)
 	r.SetFlags(flags)
-	if err := e.v.submit(r, w); err != nil {
+	if err := e.l.submit(r, w); err != nil {
 		if w.put {
-			e.v.port.Put(r)
+			e.l.port.Put(r)
 		}
 		cmd.Done(err)
 	}
@@ -340,14 +363,14 @@ func (e *volume) zero(cmd *nbd.Command) error {
 
 // simple sends a request without data and waits for its reply.
 func (e *volume) simple(op xseg.Op, off, size uint64) error {
-	r, err := e.v.get(op, e.name, 0)
+	r, err := e.l.get(op, e.name, 0)
 	if err != nil {
 		return err
 	}
-	defer e.v.port.Put(r)
+	defer e.l.port.Put(r)
 	r.SetOffset(off)
 	r.SetSize(size)
-	_, err = e.v.call(r)
+	_, err = e.l.call(r)
 	return err
 }
 
@@ -359,11 +382,11 @@ func (e *volume) writeZeros(off, end uint64) error {
 	if off >= end {
 		return nil
 	}
-	r, err := e.v.get(xseg.OpWrite, e.name, min(end-off, zeroChunk))
+	r, err := e.l.get(xseg.OpWrite, e.name, min(end-off, zeroChunk))
 	if err != nil {
 		return err
 	}
-	defer e.v.port.Put(r)
+	defer e.l.port.Put(r)
 	clear(r.Data())
 	for off < end {
 		n := min(end-off, zeroChunk)
@@ -373,7 +396,7 @@ func (e *volume) writeZeros(off, end uint64) error {
 		r.SetOffset(off)
 		r.SetSize(n)
 		r.SetFlags(0)
-		if _, err := e.v.call(r); err != nil {
+		if _, err := e.l.call(r); err != nil {
 			return err
 		}
 		off += n
@@ -390,15 +413,15 @@ func (e *volume) BlockStatus(off, length uint64) ([]nbd.Extent, error) {
 	bs := e.info.BlockSize
 	length = min(length, (off/bs+blockStatusBlocks)*bs-off, e.info.Size-off)
 	n := int((off%bs+length+bs-1)/bs) + 1
-	r, err := e.v.get(xseg.OpMapRead, e.name, uint64(protocol.MapLen(n)))
+	r, err := e.l.get(xseg.OpMapRead, e.name, uint64(protocol.MapLen(n)))
 	if err != nil {
 		return nil, err
 	}
-	defer e.v.port.Put(r)
+	defer e.l.port.Put(r)
 	r.SetOffset(off)
 	r.SetSize(length)
 	r.SetFlags(0)
-	rep, err := e.v.call(r)
+	rep, err := e.l.call(r)
 	if err != nil {
 		return nil, err
 	}
