@@ -13,6 +13,7 @@
 #   bench/nbd.sh [--runtime 5] [--repeat 3] [--dir /dev/shm] [--json FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/host.sh
 runtime=5 repeat=3 base=/dev/shm out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -28,34 +29,8 @@ for t in fio qemu-nbd nbdkit nbdcopy jq /usr/bin/python3; do
 	command -v $t >/dev/null || { echo "nbd.sh: needs $t (make deps installs it)" >&2; exit 1; }
 done
 w="$base/nbdbench-work-$$"
-mkdir -p "$w/data" "$w/run"
 conf="$w/archipelago.conf"
-cat >"$conf" <<EOF
-[ARCHIPELAGO]
-RUN_DIR = $w/run
-LOG_DIR = $w/run
-[XSEG]
-SEGMENT_NAME = nbdbench-$$
-SEGMENT_SIZE = 512
-[PEERS]
-ROLES = blocker mapperd vlmcd nbdd
-[blocker]
-type = file_blocker
-portno_start = 1
-archip_dir = $w/data
-[mapperd]
-portno_start = 2
-portno_end = 2
-blockerb_port = 1
-blockerm_port = 1
-[vlmcd]
-portno_start = 3
-portno_end = 3
-blocker_port = 1
-mapper_port = 2
-[nbdd]
-type = nbdd
-EOF
+host_conf "$conf" "$w" "nbdbench-$$" nbdd
 pids=()
 cleanup() {
 	kill "${pids[@]}" 2>/dev/null || true

@@ -11,6 +11,7 @@
 #   bench/vlmcd.sh [--duration 3s] [--repeat 3] [--dir /dev/shm] [--json FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/host.sh
 duration=3s repeat=3 base=/dev/shm out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -25,32 +26,8 @@ done
 command -v jq >/dev/null || { echo "vlmcd.sh: needs jq (make deps installs it)" >&2; exit 1; }
 w="$base/vlmcdbench-work-$$"
 seg="vlmcdbench-$$"
-mkdir -p "$w/data" "$w/run"
 conf="$w/archipelago.conf"
-cat >"$conf" <<EOF
-[ARCHIPELAGO]
-RUN_DIR = $w/run
-LOG_DIR = $w/run
-[XSEG]
-SEGMENT_NAME = $seg
-SEGMENT_SIZE = 512
-[PEERS]
-ROLES = blocker mapperd vlmcd
-[blocker]
-type = file_blocker
-portno_start = 1
-archip_dir = $w/data
-[mapperd]
-portno_start = 2
-portno_end = 2
-blockerb_port = 1
-blockerm_port = 1
-[vlmcd]
-portno_start = 3
-portno_end = 3
-blocker_port = 1
-mapper_port = 2
-EOF
+host_conf "$conf" "$w" "$seg"
 trap 'bin/archipelago --config "$conf" stop >/dev/null 2>&1 || true; rm -rf "$w"' EXIT
 bin/archipelago --config "$conf" start >/dev/null
 bin/vlmc --config "$conf" create bench --size 1G >/dev/null

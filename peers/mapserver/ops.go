@@ -524,8 +524,11 @@ func (s *Server) interruptedRename(m *mapper.Map, newName string, existing mappe
 	return prev, true
 }
 
-// resize sets the size of volume name; shrinking needs force.
-func (s *Server) resize(name string, size uint64, force, assumeV0 bool) error {
+// change runs an operation that changes the live map of volume name: op
+// returns the new map and the plan that stores it; the plan runs with the
+// volume's lock held (taken for the operation if the volume is not open
+// here), and the new map is cached if the volume is open.
+func (s *Server) change(name string, assumeV0 bool, op func(m *mapper.Map) (*mapper.Map, mapper.Plan, error)) error {
 	v := s.volume(name)
 	defer s.done(v)
 	v.ops.Lock()
@@ -534,44 +537,47 @@ func (s *Server) resize(name string, size uint64, force, assumeV0 bool) error {
 	if err != nil {
 		return err
 	}
-	res, err := mapper.Resize(m, size, force)
+	next, plan, err := op(m)
 	if err != nil {
 		s.settle(v, temporary, m, false)
 		return err
 	}
-	if err := s.st.runPlan(res.Plan()); err != nil {
+	if err := s.st.runPlan(plan); err != nil {
 		s.settle(v, temporary, nil, false)
 		return err
 	}
-	s.settle(v, temporary, res.Map, false)
-	s.log.WithFields(map[string]any{"volume": name, "from": m.Size, "to": size}).Info("resized")
+	s.settle(v, temporary, next, false)
 	return nil
+}
+
+// resize sets the size of volume name; shrinking needs force.
+func (s *Server) resize(name string, size uint64, force, assumeV0 bool) error {
+	var from uint64
+	err := s.change(name, assumeV0, func(m *mapper.Map) (*mapper.Map, mapper.Plan, error) {
+		from = m.Size
+		res, err := mapper.Resize(m, size, force)
+		if err != nil {
+			return nil, mapper.Plan{}, err
+		}
+		return res.Map, res.Plan(), nil
+	})
+	if err == nil {
+		s.log.WithFields(map[string]any{"volume": name, "from": from, "to": size}).Info("resized")
+	}
+	return err
 }
 
 // discard points the whole blocks of [off, off+size) of volume name at
 // the zero block and deletes the objects it owned (NBD TRIM and
 // WRITE_ZEROES through vlmcd, which holds the volume's I/O meanwhile).
 func (s *Server) discard(name string, off, size uint64, assumeV0 bool) error {
-	v := s.volume(name)
-	defer s.done(v)
-	v.ops.Lock()
-	defer v.ops.Unlock()
-	m, temporary, err := s.hold(v, assumeV0, false)
-	if err != nil {
-		return err
-	}
-	res, err := mapper.Discard(m, off, size)
-	if err != nil {
-		s.settle(v, temporary, m, false)
-		return err
-	}
-	if err := s.st.runPlan(res.Plan()); err != nil {
-		s.settle(v, temporary, nil, false)
-		return err
-	}
-	s.settle(v, temporary, res.Map, false)
-	s.log.WithFields(map[string]any{"volume": name, "offset": off, "size": size, "blocks": len(res.Dropped)}).Debug("discarded")
-	return nil
+	return s.change(name, assumeV0, func(m *mapper.Map) (*mapper.Map, mapper.Plan, error) {
+		res, err := mapper.Discard(m, off, size)
+		if err != nil {
+			return nil, mapper.Plan{}, err
+		}
+		return res.Map, res.Plan(), nil
+	})
 }
 
 // hashParallel is how many objects a HASH has the data blocker hash at
