@@ -33,17 +33,17 @@ bin/archipelago --config "$conf" start >/dev/null
 bin/vlmc --config "$conf" create bench --size 1G >/dev/null
 
 run() { # kind op pattern size iodepth
-	local target=(--objects 256 --object-size 4M --prefix direct) port=1
-	[[ $1 == vlmcd ]] && { target=(--objects 1 --object-size 1G --name bench); port=3; }
-	bin/xseg-bench object --segment "$seg" --port $port --op "$2" --pattern "$3" --size "$4" \
+	local mode=object target=(--objects 256 --object-size 4M --prefix direct) port=1
+	[[ $1 == vlmcd ]] && { mode=volume target=(--name bench); port=3; }
+	bin/xseg-bench $mode --segment "$seg" --port $port --op "$2" --pattern "$3" --size "$4" \
 		--iodepth "$5" "${target[@]}" --duration "$duration" --json |
 		jq -c --arg k "$1" --arg t "$2 $3 $4 qd$5" '. + {kind: $k, test: $t}'
 }
 # Lay the data out once: the volume's blocks and the direct objects.
 for k in vlmcd direct; do
-	port=1 target=(--objects 256 --object-size 4M --prefix direct)
-	[[ $k == vlmcd ]] && { port=3; target=(--objects 1 --object-size 1G --name bench); }
-	bin/xseg-bench object --segment "$seg" --port $port --op write --pattern seq --size 1M --iodepth 8 \
+	mode=object port=1 target=(--objects 256 --object-size 4M --prefix direct)
+	[[ $k == vlmcd ]] && { mode=volume port=3 target=(--name bench); }
+	bin/xseg-bench $mode --segment "$seg" --port $port --op write --pattern seq --size 1M --iodepth 8 \
 		"${target[@]}" --duration 0.1s --warmup 0s --prefill >/dev/null
 done
 

@@ -28,6 +28,8 @@ Modes:
   object  closed loop of object READs or WRITEs against a blocker port (filed,
           radosd): sequential or random, request and object size, iodepth,
           optional data verification; reports MiB/s besides requests/s
+  volume  the object mode against a volume through vlmcd: --port of vlmcd,
+          --name VOLUME; the volume's size comes from INFO
 
 Run "xseg-bench MODE --help" for the flags of a mode.
 `
@@ -44,7 +46,9 @@ func main() {
 	case "ipc":
 		err = ipc(args)
 	case "object":
-		err = object(args)
+		err = object(args, false)
+	case "volume":
+		err = object(args, true)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/archipelago-go/archipelago/bench/latency"
+	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/tools/cli"
 	"github.com/archipelago-go/archipelago/xseg"
 )
@@ -29,6 +30,44 @@ write run that covered every block (--pattern seq long enough) with the same
 
 Flags:
 `
+
+const volumeHelp = `Usage: xseg-bench volume --segment NAME --port N --name VOLUME [flags]
+
+The object mode against one volume through vlmcd (--port of vlmcd): the
+requests spread over the whole volume (its size from INFO, rounded down to
+a multiple of --size). --object-size, --objects and --prefix are ignored.
+
+Flags:
+`
+
+// volumeSize asks port dst (vlmcd) for the size of volume name.
+func volumeSize(port *xseg.Port, dst int, name string) (uint64, error) {
+	r, err := port.Get()
+	if err != nil {
+		return 0, err
+	}
+	defer port.Put(r)
+	if err := r.Prepare(xseg.OpInfo, name, protocol.VolumeInfoLen); err != nil {
+		return 0, err
+	}
+	if err := port.Submit(r, dst); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rep, ok := port.Receive(); ok {
+			if err := rep.Err(); err != nil {
+				return 0, fmt.Errorf("INFO %q: %w", name, err)
+			}
+			info, err := protocol.DecodeVolumeInfo(rep.Data())
+			return info.Size, err
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("INFO %q: no reply in 30 s", name)
+		}
+		port.Wait(time.Second)
+	}
+}
 
 // objectConfig is what the object mode measures.
 type objectConfig struct {
@@ -56,10 +95,16 @@ type objectResult struct {
 	VerifyErrors uint64 `json:"verify_errors"`
 }
 
-func object(args []string) error {
+// object runs the object mode, or with volume the volume mode: --name is
+// then a volume, the only target, and its size the --object-size.
+func object(args []string, volume bool) error {
 	c := objectConfig{objectSize: cli.SizeFlag{Bytes: 4 << 20}}
 	c.size.Bytes = 4 << 10
-	fs := flag.NewFlagSet("xseg-bench object", flag.ContinueOnError)
+	mode := "object"
+	if volume {
+		mode = "volume"
+	}
+	fs := flag.NewFlagSet("xseg-bench "+mode, flag.ContinueOnError)
 	c.define(fs)
 	fs.StringVar(&c.op, "op", "read", "read or write")
 	fs.StringVar(&c.pattern, "pattern", "rand", "seq or rand")
@@ -72,20 +117,39 @@ func object(args []string) error {
 	fs.BoolVar(&c.fua, "fua", false, "send writes with FUA (durable before the reply)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the random pattern")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), objectHelp)
+		if volume {
+			fmt.Fprint(fs.Output(), volumeHelp)
+		} else {
+			fmt.Fprint(fs.Output(), objectHelp)
+		}
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := c.check(); err != nil {
-		return err
+	if volume {
+		if c.name == "" {
+			return cli.Usagef("--name VOLUME: required")
+		}
+		c.objects = 1
 	}
 	s, port, err := c.join()
 	if err != nil {
 		return err
 	}
 	defer s.Leave()
+	if volume {
+		size, err := volumeSize(port, c.port, c.name)
+		if err != nil {
+			return err
+		}
+		if c.objectSize.Bytes = size - size%c.size.Bytes; c.objectSize.Bytes == 0 {
+			return cli.Usagef("volume %q of %d bytes: smaller than --size", c.name, size)
+		}
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
 	if c.prefill {
 		if err := prefill(port, c); err != nil {
 			return err
