@@ -5,13 +5,14 @@
 # --iodepth requests in flight. radosd is driven by `xseg-bench object`
 # through a segment; rados bench uses librados aio directly. Each round runs
 # the two one after the other, which goes first alternating between rounds,
-# and removes every object before the next round (memstore keeps them in
-# RAM). The table shows medians over --repeat rounds with the spread, the
+# on a fresh one-node cluster (tools/ceph-test-cluster, memstore). The table shows medians over --repeat rounds with the spread, the
 # ratio radosd/rados bench, and CPU time per operation: the client's
-# (rados bench; radosd plus xseg-bench) and the OSD's. On a shared machine
+# (rados bench; radosd plus xseg-bench) and the OSD's. On a small machine
 # the client's CPU is what the OSD does not get.
 #
 #   bench/rados.sh [--duration 10s] [--repeat 3] [--iodepth 16] [--json FILE]
+#
+# RADOSD=PATH measures another radosd binary (default bin/radosd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=10s repeat=3 depth=16 out=""
@@ -21,7 +22,7 @@ while [[ $# -gt 0 ]]; do
 	--repeat) repeat=$2; shift 2 ;;
 	--iodepth) depth=$2; shift 2 ;;
 	--json) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "rados.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -30,7 +31,8 @@ seconds=${duration%s}
 for tool in rados jq; do
 	command -v $tool >/dev/null || { echo "rados.sh: needs $tool (apt-get install ceph-common jq)" >&2; exit 1; }
 done
-[[ -x bin/radosd && -x bin/xseg-bench ]] || { echo "rados.sh: needs bin/radosd and bin/xseg-bench: run make build (with librados-dev installed)" >&2; exit 1; }
+radosd=${RADOSD:-bin/radosd}
+[[ -x $radosd && -x bin/xseg-bench ]] || { echo "rados.sh: needs $radosd and bin/xseg-bench: run make build (with librados-dev installed)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/bench-rados.XXXXXX)
 seg="bench-rados-$$" pool=archipelago peer="" conf=""
@@ -43,20 +45,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# memstore holds every object in RAM and stops taking writes near its
-# advertised size (1 GiB), so every round cleans up after itself. Larger
-# CEPH_STORE_BYTES do not help: at 2 GB the OSD's fullness check misreads
-# the size and refuses every write from the first few thousand objects on.
-conf=$(tools/ceph-test-cluster start "$work/cluster" 2>"$work/start.log" | tail -n 1) ||
-	{ cat "$work/start.log" >&2; exit 1; }
-osd=$(cat "$work/cluster/run/osd.0.pid")
+# start_cluster: a fresh cluster and radosd on it. Every round gets its
+# own: memstore holds every object in RAM, and after some hundred thousand
+# objects written and removed its OSD believes itself full ("failsafe
+# engaged", with a nonsense percentage) and stalls every write.
+start_cluster() {
+	conf=$(tools/ceph-test-cluster start "$work/cluster" 2>"$work/start.log" | tail -n 1) ||
+		{ cat "$work/start.log" >&2; exit 1; }
+	osd=$(cat "$work/cluster/run/osd.0.pid")
+	"$radosd" --segment "$seg" --port 1 --pool "$pool" --conf "$conf" --namespace radosd --log-level warning &
+	peer=$!
+	for _ in $(seq 50); do
+		bin/xseg report "$seg" --json 2>/dev/null | jq -e '.ports[]? | select(.port == 1 and .state == "bound")' >/dev/null && break
+		sleep 0.1
+	done
+}
+stop_cluster() {
+	kill "$peer" && wait "$peer" || true
+	peer=""
+	if grep -q "failsafe engaged" "$work/cluster/log/osd.0.log" 2>/dev/null; then
+		echo "rados.sh: the OSD refused writes as full during this round: use a shorter --duration" >&2
+	fi
+	tools/ceph-test-cluster stop "$work/cluster" >/dev/null 2>&1
+}
 bin/xseg create "$seg" >/dev/null
-bin/radosd --segment "$seg" --port 1 --pool "$pool" --conf "$conf" --namespace radosd --log-level warning &
-peer=$!
-for _ in $(seq 50); do
-	bin/xseg report "$seg" --json 2>/dev/null | jq -e '.ports[]? | select(.port == 1 and .state == "bound")' >/dev/null 2>&1 && break
-	sleep 0.1
-done
 
 # ticks PID: CPU time of a process so far, in clock ticks; ticks of this
 # shell's waited-for children (rados bench, xseg-bench) without PID.
@@ -90,9 +102,8 @@ rados_bench() {
 		  client_cpu_us_per_op: $cpu, osd_cpu_us_per_op: $osd}' <<<"$res" >>"$results"
 }
 # radosd_bench ROUND write|read: one xseg-bench object phase against radosd
-# in namespace radosd, named benchmark_data_radosd_N so that "rados cleanup
-# --prefix" removes them; writes go to new objects (50,000 names a second
-# of --duration, then they wrap), reads to those written.
+# in namespace radosd; writes go to new objects (50,000 names a second of
+# --duration, then they wrap), reads to those written.
 radosd_bench() {
 	local round=$1 op=$2 c0 o0 p0 c1 o1 p1 res ops args
 	if [[ $op == write ]]; then
@@ -101,7 +112,7 @@ radosd_bench() {
 		args=(--op read --pattern rand --objects "$written")
 	fi
 	c0=$(ticks) o0=$(ticks "$osd") p0=$(ticks "$peer")
-	res=$(bin/xseg-bench object --segment "$seg" --port 1 "${args[@]}" --prefix benchmark_data_radosd --size 4K --object-size 4K \
+	res=$(bin/xseg-bench object --segment "$seg" --port 1 "${args[@]}" --size 4K --object-size 4K \
 		--iodepth "$depth" --duration "$duration" --json)
 	c1=$(ticks) o1=$(ticks "$osd") p1=$(ticks "$peer")
 	ops=$(jq -r .ops <<<"$res")
@@ -113,6 +124,7 @@ radosd_bench() {
 }
 
 for ((round = 1; round <= repeat; round++)); do
+	start_cluster
 	for op in write read; do
 		if ((round % 2)); then
 			rados_bench "$round" "$op"
@@ -122,8 +134,7 @@ for ((round = 1; round <= repeat; round++)); do
 			rados_bench "$round" "$op"
 		fi
 	done
-	rados -c "$conf" -p "$pool" -N bench cleanup >/dev/null 2>&1
-	rados -c "$conf" -p "$pool" -N radosd cleanup --prefix benchmark_data_radosd >/dev/null 2>&1
+	stop_cluster
 done
 
 jq -rs --arg d "$depth" '

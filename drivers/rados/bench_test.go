@@ -144,6 +144,39 @@ func driverPhase(t *testing.T, d time.Duration, op func(i int64) error) float64 
 	return float64(n) / time.Since(start).Seconds()
 }
 
+// asyncPhase keeps benchDepth operations in flight on the asynchronous
+// path for d and returns ops/s. start(i, slot, done) starts operation i in
+// slot (0 to benchDepth-1), which no other operation in flight uses.
+func asyncPhase(t *testing.T, d time.Duration, start func(i int64, slot int, done func(error)) error) float64 {
+	t.Helper()
+	type result struct {
+		slot int
+		err  error
+	}
+	free := make(chan result, benchDepth)
+	for slot := range benchDepth {
+		free <- result{slot: slot}
+	}
+	began := time.Now()
+	deadline := began.Add(d)
+	var n int64
+	for ; time.Now().Before(deadline); n++ {
+		r := <-free
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if err := start(n, r.slot, func(err error) { free <- result{r.slot, err} }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range benchDepth {
+		if r := <-free; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	return float64(n) / time.Since(began).Seconds()
+}
+
 // TestCompareRadosBench measures this driver against "rados bench" (librados
 // aio from C++, the same cluster, the same moment) and logs the ratio. Run
 // it with -rados.compare DURATION.
@@ -181,11 +214,32 @@ func TestCompareRadosBench(t *testing.T) {
 	}); err != nil {
 		t.Logf("cleanup: %v", err)
 	}
+	// The asynchronous path, from one goroutine.
+	written.Store(0)
+	aioWrite := asyncPhase(t, d, func(i int64, _ int, done func(error)) error {
+		written.Add(1)
+		return s.StartWrite(ctx, "aio-"+strconv.FormatInt(i, 10), data, 0, 0, done)
+	})
+	objects = int(written.Load())
+	bufs := make([][]byte, benchDepth)
+	for i := range bufs {
+		bufs[i] = make([]byte, benchObjectBytes)
+	}
+	aioRead := asyncPhase(t, d, func(_ int64, slot int, done func(error)) error {
+		return s.StartRead(ctx, "aio-"+strconv.Itoa(rand.IntN(objects)), bufs[slot], 0, done)
+	})
+	if _, err := runDepth(int64(objects), nil, func(i int64) error {
+		return s.Delete(ctx, "aio-"+strconv.FormatInt(i, 10))
+	}); err != nil {
+		t.Logf("cleanup: %v", err)
+	}
 
 	report := func(phase string, ours, base float64) string {
-		return fmt.Sprintf("%-5s driver %8.0f ops/s   rados bench %8.0f ops/s   ratio %.2f", phase, ours, base, ours/base)
+		return fmt.Sprintf("%-9s driver %8.0f ops/s   rados bench %8.0f ops/s   ratio %.2f", phase, ours, base, ours/base)
 	}
 	t.Log("4 KiB objects, 16 in flight, " + d.String() + " per phase:")
 	t.Log(report("write", ourWrite, baseWrite))
 	t.Log(report("read", ourRead, baseRead))
+	t.Log(report("aio write", aioWrite, baseWrite))
+	t.Log(report("aio read", aioRead, baseRead))
 }

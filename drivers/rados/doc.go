@@ -30,14 +30,20 @@
 // and WriteFlush need no extra work, and Flush does nothing.
 //
 // Concurrency: a Store is safe for concurrent use. librados I/O contexts are
-// thread-safe, so all goroutines share one; each call blocks one OS thread in
-// cgo until the OSD answers, so N goroutines give N operations in flight
-// (go-ceph has no asynchronous API).
+// thread-safe, so all goroutines share one; each synchronous call blocks one
+// OS thread in cgo until the OSD answers, so N goroutines give N operations
+// in flight. StartRead and StartWrite (drivers.AsyncStore) are the
+// asynchronous path that go-ceph lacks: a small cgo binding of
+// rados_aio_read and rados_aio_write (aio.c) whose completion calls back
+// into Go on librados' finisher thread, so N operations in flight need no
+// thread each and no hand-off to another thread when they complete. The
+// blocker peer serves READ and WRITE through it (radosd).
 //
 // Timeouts: librados waits forever by default. Open sets
 // rados_osd_op_timeout, rados_mon_op_timeout and client_mount_timeout to
 // Config.Timeout, so a dead or unreachable cluster gives an error wrapping
-// syscall.ETIMEDOUT instead of a hang. A context only bounds waits inside
+// syscall.ETIMEDOUT instead of a hang; the asynchronous path's callbacks
+// get the same error. A context only bounds waits inside
 // the driver (lock retries) and is checked before each call: librados calls
 // cannot be interrupted once issued.
 package rados

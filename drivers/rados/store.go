@@ -61,6 +61,9 @@ type Store struct {
 	// background tracks lock-release notifications still in flight, so
 	// Close does not destroy the I/O context under them.
 	background sync.WaitGroup
+	// async tracks StartRead and StartWrite operations in flight, for the
+	// same reason.
+	async sync.WaitGroup
 	// watches are the watches of waiting Lock calls; Close removes those
 	// left, as librados wants before the I/O context goes.
 	watchMu sync.Mutex
@@ -144,10 +147,12 @@ func errnoErr(err error) error {
 // filled in.
 func (s *Store) Config() Config { return s.cfg }
 
-// Close waits for calls in progress and lock-release notifications in
-// flight, then releases the I/O context and the connection. Calls made
-// after Close fail with ErrClosed, and so does a Lock still waiting. Locks
-// held stay held: they belong to the owner, not to the connection.
+// Close waits for calls in progress, asynchronous reads and writes in
+// flight (their callbacks run first, so a callback must not call Close)
+// and lock-release notifications in flight, then releases the I/O context
+// and the connection. Calls made after Close fail with ErrClosed, and so
+// does a Lock still waiting. Locks held stay held: they belong to the
+// owner, not to the connection.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,6 +161,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.background.Wait()
+	s.async.Wait()
 	s.watchMu.Lock()
 	for w := range s.watches {
 		_ = w.Delete()

@@ -27,7 +27,14 @@ import (
 type host struct {
 	seg     *xseg.Segment
 	dataDir string
+	// loop serves through Blocker.Loop over a store with an asynchronous
+	// path (asyncStore), not through peers.Server.
+	loop *asyncStats
 }
+
+// serveWithLoop makes newHost's hosts serve through Blocker.Loop; TestLoop
+// sets it to run the tests of this file that way too.
+var serveWithLoop *asyncStats
 
 func newHost(t *testing.T) *host {
 	s, _ := peertest.Segment(t)
@@ -35,7 +42,7 @@ func newHost(t *testing.T) *host {
 	if err := os.Mkdir(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &host{seg: s, dataDir: dataDir}
+	return &host{seg: s, dataDir: dataDir, loop: serveWithLoop}
 }
 
 // blocker starts a blocker on port over the host's data directory and
@@ -46,7 +53,11 @@ func (h *host) blocker(t *testing.T, port int, opts blocker.Options) (*peertest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := blocker.New(store, opts)
+	var served drivers.Store = store
+	if h.loop != nil {
+		served = &asyncStore{Store: store, stats: h.loop}
+	}
+	b, err := blocker.New(served, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +68,11 @@ func (h *host) blocker(t *testing.T, port int, opts blocker.Options) (*peertest.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		(&peers.Server{Handler: b, Inflight: 8}).Serve(ctx, p)
+		if h.loop != nil {
+			b.Loop(8, nil)(ctx, []*xseg.Port{p})
+		} else {
+			(&peers.Server{Handler: b, Inflight: 8}).Serve(ctx, p)
+		}
 		b.Close()
 		p.Release()
 		close(done)

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/archipelago-go/archipelago/peers"
 	"github.com/archipelago-go/archipelago/peers/blocker"
 	"github.com/archipelago-go/archipelago/tools/cli"
+	"github.com/archipelago-go/archipelago/xseg"
 )
 
 const usage = `Usage: radosd --port N --pool POOL [flags]
@@ -26,8 +28,10 @@ them: an object under its own name, its lock the RADOS exclusive lock
 pool (data objects and maps may live in separate pools, or namespaces).
 
 RADOS acknowledges a write once every replica has it, so every write is
-durable when it is answered. Every librados call is bounded by --timeout, so
-an unreachable cluster gives errors (ETIMEDOUT), not hangs.
+durable when it is answered. READ and WRITE go through librados' asynchronous
+calls: up to --inflight of them per port are librados operations in flight
+at once. Every librados call is bounded by --timeout, so an unreachable
+cluster gives errors (ETIMEDOUT), not hangs.
 `
 
 func main() {
@@ -54,9 +58,8 @@ func run(args []string) error {
 	if rc.Pool == "" {
 		return cli.Usagef("--pool: required")
 	}
-	return peers.Run(cfg, func(p *peers.Peer) (peers.Handler, error) {
+	return peers.RunLoop(cfg, func(p *peers.Peer) (peers.Loop, error) {
 		bopts := bf.Options(cfg.Ports[0])
-		bopts.SlowIO = true // every call is a round trip to an OSD
 		rc.Owner = bopts.Owner
 		start := time.Now()
 		store, err := rados.Open(rc)
@@ -70,6 +73,15 @@ func run(args []string) error {
 		}
 		p.Log().WithField("pool", rc.Pool).WithField("namespace", rc.Namespace).WithField("owner", b.Owner()).
 			WithField("connect", time.Since(start).Round(time.Millisecond).String()).Info("connected to the cluster")
-		return b, nil
+		// READ and WRITE go through librados aio: requests in flight are
+		// librados operations in flight, answered from their completions
+		// on librados' thread. Other requests run on a goroutine each.
+		loop := b.Loop(cfg.Inflight, p.Log())
+		return func(ctx context.Context, ports []*xseg.Port) {
+			loop(ctx, ports)
+			if err := b.Close(); err != nil {
+				p.Log().WithError(err).Error("close the store")
+			}
+		}, nil
 	})
 }

@@ -1,0 +1,283 @@
+//go:build ceph
+
+package rados
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/archipelago-go/archipelago/drivers"
+	"github.com/archipelago-go/archipelago/drivers/drivertest"
+)
+
+// asyncOnly is a Store whose Read and Write go through StartRead and
+// StartWrite, so the conformance suite checks the asynchronous path.
+type asyncOnly struct {
+	*Store
+	calls atomic.Int64
+}
+
+// wait runs start and waits for the done it was given.
+func (a *asyncOnly) wait(start func(done func(error)) error) error {
+	a.calls.Add(1)
+	result := make(chan error, 1)
+	if err := start(func(err error) { result <- err }); err != nil {
+		return err
+	}
+	return <-result
+}
+
+func (a *asyncOnly) Read(ctx context.Context, name string, p []byte, off int64) error {
+	return a.wait(func(done func(error)) error { return a.StartRead(ctx, name, p, off, done) })
+}
+
+func (a *asyncOnly) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
+	return a.wait(func(done func(error)) error { return a.StartWrite(ctx, name, p, off, flags, done) })
+}
+
+// TestConformanceAsync runs the shared driver suite with every Read and
+// Write on the asynchronous path.
+func TestConformanceAsync(t *testing.T) {
+	needCluster(t)
+	var stores []*asyncOnly
+	drivertest.Run(t, drivertest.Harness{
+		Open: func(t *testing.T) drivers.Store {
+			s := &asyncOnly{Store: openStore(t, "host-a")}
+			stores = append(stores, s)
+			return s
+		},
+		OpenPeer: func(t *testing.T, first drivers.Store) drivers.Store {
+			return &asyncOnly{Store: openPeer(t, first.(*asyncOnly).Store, "host-b")}
+		},
+		Files: func(t *testing.T, s drivers.Store) []string {
+			return listObjects(t, s.(*asyncOnly).Store)
+		},
+	})
+	var calls int64
+	for _, s := range stores {
+		calls += s.calls.Load()
+	}
+	if calls == 0 {
+		t.Error("the suite made no asynchronous call")
+	}
+}
+
+// startWait calls StartRead or StartWrite and returns its result, failing
+// the test if done runs on a refused start or never runs.
+func startWait(t *testing.T, start func(done func(error)) error) (startErr, doneErr error) {
+	t.Helper()
+	result := make(chan error, 2)
+	if err := start(func(err error) { result <- err }); err != nil {
+		select {
+		case <-result:
+			t.Error("done ran for a start that failed")
+		case <-time.After(100 * time.Millisecond):
+		}
+		return err, nil
+	}
+	select {
+	case err := <-result:
+		return nil, err
+	case <-time.After(testTimeout + 5*time.Second):
+		t.Fatal("done never ran")
+		return nil, nil
+	}
+}
+
+func TestAsyncReadWrite(t *testing.T) {
+	s := openStore(t, "host-a")
+	ctx := context.Background()
+	data := pattern(10000, 1)
+	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "obj", data, 4093, drivers.WriteFUA, done) }); err != nil {
+		t.Fatalf("StartWrite: %v", err)
+	}
+	// Across the start, the data and past the end, into a dirty buffer.
+	got := pattern(20000, 9)
+	if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, "obj", got, 4000, done) }); err != nil {
+		t.Fatalf("StartRead: %v", err)
+	}
+	want := make([]byte, 20000)
+	copy(want[93:], data)
+	if !bytes.Equal(got, want) {
+		t.Error("read back differs")
+	}
+	// Wholly past the end, and a missing object: zeros.
+	for _, tc := range []struct {
+		name string
+		off  int64
+	}{{"obj", 1 << 20}, {"missing", 0}} {
+		got := pattern(4096, 3)
+		if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, tc.name, got, tc.off, done) }); err != nil {
+			t.Fatalf("StartRead %s at %d: %v", tc.name, tc.off, err)
+		}
+		if !bytes.Equal(got, make([]byte, 4096)) {
+			t.Errorf("%s at %d: not zeros", tc.name, tc.off)
+		}
+	}
+	// A write of nothing succeeds and creates nothing.
+	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "empty", nil, 0, drivers.WriteFlush, done) }); err != nil {
+		t.Fatalf("empty StartWrite: %v", err)
+	}
+	if _, err := s.Size(ctx, "empty"); !errors.Is(err, drivers.ErrNotFound) {
+		t.Errorf("empty write created an object: %v", err)
+	}
+}
+
+// TestAsyncLarge: requests over the 32 MiB a librados call takes are split
+// (on the synchronous path) and still round-trip.
+func TestAsyncLarge(t *testing.T) {
+	s := openStore(t, "host-a")
+	ctx := context.Background()
+	data := pattern(maxIOBytes+5000, 4)
+	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "big", data, 100, 0, done) }); err != nil {
+		t.Fatalf("StartWrite: %v", err)
+	}
+	got := make([]byte, len(data)+100)
+	if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, "big", got, 0, done) }); err != nil {
+		t.Fatalf("StartRead: %v", err)
+	}
+	if !bytes.Equal(got[:100], make([]byte, 100)) || !bytes.Equal(got[100:], data) {
+		t.Error("read back differs")
+	}
+	if err := s.Delete(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAsyncErrors: invalid requests, a closed store and an ended context
+// are refused at once (done never runs); an error the OSD returns comes
+// through done with its errno.
+func TestAsyncErrors(t *testing.T) {
+	s := openStore(t, "host-a")
+	ctx := context.Background()
+	buf := make([]byte, 16)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, tc := range []struct {
+		what  string
+		start func(done func(error)) error
+		want  error
+	}{
+		{"read bad name", func(done func(error)) error { return s.StartRead(ctx, "a/b", buf, 0, done) }, drivers.ErrInvalidName},
+		{"write bad name", func(done func(error)) error { return s.StartWrite(ctx, "", buf, 0, 0, done) }, drivers.ErrInvalidName},
+		{"read negative offset", func(done func(error)) error { return s.StartRead(ctx, "x", buf, -1, done) }, drivers.ErrInvalidRange},
+		{"write negative offset", func(done func(error)) error { return s.StartWrite(ctx, "x", buf, -1, 0, done) }, drivers.ErrInvalidRange},
+		{"cancelled", func(done func(error)) error { return s.StartWrite(cancelled, "x", buf, 0, 0, done) }, context.Canceled},
+	} {
+		startErr, _ := startWait(t, tc.start)
+		if !errors.Is(startErr, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.what, startErr, tc.want)
+		}
+	}
+	// Past the OSD's largest object (osd_max_object_size, 128 MiB).
+	startErr, doneErr := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "huge", buf, 1<<40, 0, done) })
+	if startErr != nil || !errors.Is(doneErr, syscall.EFBIG) {
+		t.Errorf("write at 1 TiB: start %v, done %v; want done EFBIG", startErr, doneErr)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	startErr, _ = startWait(t, func(done func(error)) error { return s.StartRead(ctx, "x", buf, 0, done) })
+	if !errors.Is(startErr, ErrClosed) {
+		t.Errorf("StartRead after Close: %v, want ErrClosed", startErr)
+	}
+}
+
+// TestAsyncClose: Close waits until every operation in flight has run its
+// done.
+func TestAsyncClose(t *testing.T) {
+	needCluster(t)
+	s, err := Open(Config{ConfFile: testConf, Pool: testPool, Namespace: freshNamespace(t), Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var doneCount atomic.Int64
+	var failed atomic.Int64
+	data := pattern(4096, 5)
+	for i := range n {
+		err := s.StartWrite(context.Background(), fmt.Sprintf("o%d", i), data, 0, 0, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			doneCount.Add(1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := doneCount.Load(); got != n || failed.Load() != 0 {
+		t.Fatalf("after Close: %d of %d done, %d failed", got, n, failed.Load())
+	}
+}
+
+// TestAsyncDeadCluster: operations in flight, and started, on a cluster
+// that died end with ETIMEDOUT within the configured timeout.
+func TestAsyncDeadCluster(t *testing.T) {
+	needCluster(t)
+	if clusterMissing() != "" {
+		t.Skip("needs its own cluster: " + clusterMissing())
+	}
+	dir := filepath.Join(t.TempDir(), "dead")
+	conf, err := startCluster(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopCluster(dir)
+	const timeout = 2 * time.Second
+	s, err := Open(Config{ConfFile: conf, Pool: testPool, Namespace: freshNamespace(t), Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
+		t.Fatalf("write while alive: %v", err)
+	}
+	if out, err := exec.Command(clusterScript(), "stop", "--keep", dir).CombinedOutput(); err != nil {
+		t.Fatalf("stop: %v: %s", err, out)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			start := time.Now()
+			var startErr, doneErr error
+			if i%2 == 0 {
+				startErr, doneErr = startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "x", []byte("dead"), 0, 0, done) })
+			} else {
+				startErr, doneErr = startWait(t, func(done func(error)) error { return s.StartRead(ctx, "x", make([]byte, 5), 0, done) })
+			}
+			took := time.Since(start)
+			if startErr != nil || !errors.Is(doneErr, syscall.ETIMEDOUT) {
+				t.Errorf("op %d on a dead cluster: start %v, done %v; want done ETIMEDOUT", i, startErr, doneErr)
+			}
+			if took > timeout+3*time.Second {
+				t.Errorf("op %d on a dead cluster took %v, timeout %v", i, took, timeout)
+			}
+		})
+	}
+	wg.Wait()
+	// Close does not hang on what timed out.
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(timeout + 5*time.Second):
+		t.Fatal("Close hangs on a dead cluster")
+	}
+}

@@ -1,0 +1,216 @@
+package blocker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/archipelago-go/archipelago/drivers"
+	"github.com/archipelago-go/archipelago/drivers/file"
+	"github.com/archipelago-go/archipelago/peers/blocker"
+	"github.com/archipelago-go/archipelago/peers/internal/peertest"
+	"github.com/archipelago-go/archipelago/xseg"
+)
+
+// asyncStats counts what went through an asyncStore's asynchronous path.
+type asyncStats struct {
+	reads, writes atomic.Int64
+}
+
+// asyncStore gives a store an asynchronous path: each StartRead or
+// StartWrite runs the synchronous call on a goroutine of its own, after
+// delay, and hands done its result, or err when set.
+type asyncStore struct {
+	drivers.Store
+	stats *asyncStats
+	delay time.Duration
+	err   error
+	// refuse makes Start fail at once with this error.
+	refuse error
+}
+
+func (s *asyncStore) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
+	if s.refuse != nil {
+		return s.refuse
+	}
+	s.stats.reads.Add(1)
+	go func() {
+		time.Sleep(s.delay)
+		if s.err != nil {
+			done(s.err)
+			return
+		}
+		done(s.Read(ctx, name, p, off))
+	}()
+	return nil
+}
+
+func (s *asyncStore) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
+	if s.refuse != nil {
+		return s.refuse
+	}
+	s.stats.writes.Add(1)
+	go func() {
+		time.Sleep(s.delay)
+		if s.err != nil {
+			done(s.err)
+			return
+		}
+		done(s.Write(ctx, name, p, off, flags))
+	}()
+	return nil
+}
+
+// TestLoop runs this package's request tests through Blocker.Loop over a
+// store with an asynchronous path: same replies, and READ and WRITE took
+// that path.
+func TestLoop(t *testing.T) {
+	stats := &asyncStats{}
+	serveWithLoop = stats
+	defer func() { serveWithLoop = nil }()
+	for name, test := range map[string]func(*testing.T){
+		"ReadWrite":          TestReadWrite,
+		"InfoDeleteCopyHash": TestInfoDeleteCopyHash,
+		"Locks":              TestLocks,
+		"StopCancelsLock":    TestStopCancelsLockWait,
+		"HostileInput":       TestHostileInput,
+	} {
+		t.Run(name, test)
+	}
+	if stats.reads.Load() == 0 || stats.writes.Load() == 0 {
+		t.Errorf("asynchronous path: %d reads, %d writes, want some of each", stats.reads.Load(), stats.writes.Load())
+	}
+}
+
+// loopHost starts Blocker.Loop on port 1 over store and returns a client
+// and a function that stops it (draining) and reports how long that took.
+func loopHost(t *testing.T, store drivers.Store) (*peertest.Client, func() time.Duration) {
+	t.Helper()
+	seg, _ := peertest.Segment(t)
+	b, err := blocker.New(store, blocker.Options{Owner: "host_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Async() {
+		t.Fatal("Async() = false for a store with an asynchronous path")
+	}
+	p, err := seg.Bind(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		b.Loop(4, nil)(ctx, []*xseg.Port{p})
+		b.Close()
+		p.Release()
+		close(done)
+	}()
+	var once sync.Once
+	var took time.Duration
+	stop := func() time.Duration {
+		once.Do(func() {
+			start := time.Now()
+			cancel()
+			<-done
+			took = time.Since(start)
+		})
+		return took
+	}
+	t.Cleanup(func() { stop() })
+	return peertest.NewClient(t, seg, 1), stop
+}
+
+func openFile(t *testing.T) drivers.Store {
+	t.Helper()
+	store, err := file.Open(t.TempDir(), file.Options{Owner: "host_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// TestLoopErrors: a completion's error and a refused start reach the
+// client with their errnos, and the peer stays up.
+func TestLoopErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		done, start error
+		want        syscall.Errno
+	}{
+		{"timeout", fmt.Errorf("rados read: %w", syscall.ETIMEDOUT), nil, syscall.ETIMEDOUT},
+		{"backend", errors.New("disk on fire"), nil, syscall.EIO},
+		{"refused", nil, errors.New("store closed"), syscall.EIO},
+		{"refused range", nil, drivers.ErrInvalidRange, syscall.EINVAL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := loopHost(t, &asyncStore{Store: openFile(t), stats: &asyncStats{}, err: tc.done, refuse: tc.start})
+			data := pattern(4096, 1)
+			wantErr(t, "write", c.MustDo(t, peertest.Req{Op: xseg.OpWrite, Target: "obj", Size: 4096, Data: data}), tc.want)
+			wantErr(t, "read", c.MustDo(t, peertest.Req{Op: xseg.OpRead, Target: "obj", Size: 4096}), tc.want)
+			wantErr(t, "still up", c.MustDo(t, peertest.Req{Op: xseg.OpInfo, Target: "obj", DataLen: 8}), syscall.ENOENT)
+		})
+	}
+}
+
+// TestLoopInflight: more requests than Loop's in-flight bound all complete
+// (the rest wait queued), reads see the writes, and a drain waits for the
+// completions still due.
+func TestLoopInflight(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	stats := &asyncStats{}
+	c, stop := loopHost(t, &asyncStore{Store: openFile(t), stats: stats, delay: delay})
+	const n = 12 // three times the bound of 4
+	for i := range n {
+		if _, err := c.Submit(peertest.Req{Op: xseg.OpWrite, Target: fmt.Sprintf("o%d", i), Size: 512, Data: pattern(512, byte(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for range n {
+		rep, r, err := c.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Port.Put(r)
+		wantErr(t, "write", rep, nil)
+	}
+	// 12 writes of 50 ms, 4 at a time: about 150 ms; one at a time would
+	// take 600 ms.
+	if d := time.Since(start); d > 12*delay {
+		t.Errorf("12 writes took %v: not 4 in flight", d)
+	}
+	for i := range n {
+		rep := c.MustDo(t, peertest.Req{Op: xseg.OpRead, Target: fmt.Sprintf("o%d", i), Size: 512})
+		if !bytes.Equal(rep.Data, pattern(512, byte(i))) {
+			t.Errorf("o%d: read back differs", i)
+		}
+	}
+	// A drain answers what it accepted.
+	for i := range 3 {
+		if _, err := c.Submit(peertest.Req{Op: xseg.OpWrite, Target: fmt.Sprintf("late%d", i), Size: 512, Data: pattern(512, 7)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(delay / 5)
+	if took := stop(); took < delay/2 {
+		t.Errorf("drain took %v, before the completions due", took)
+	}
+	for range 3 {
+		rep, r, err := c.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Port.Put(r)
+		wantErr(t, "write during drain", rep, nil)
+	}
+	if got := stats.writes.Load(); got != n+3 {
+		t.Errorf("%d writes took the asynchronous path, want %d", got, n+3)
+	}
+}
