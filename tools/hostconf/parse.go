@@ -21,11 +21,6 @@ type section struct {
 	line map[string]int
 }
 
-func (s *section) get(k string) (string, bool) {
-	v, ok := s.vals[k]
-	return v, ok
-}
-
 // ini is a parsed file: sections by name, in file order.
 type ini struct {
 	order []string
