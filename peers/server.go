@@ -303,43 +303,50 @@ func (pw *portWorkers) next(ctx context.Context) (xseg.Request, bool) {
 // serve runs the handler on r and responds. A panicking handler fails the
 // request with EIO and leaves the peer up.
 func (pw *portWorkers) serve(ctx context.Context, r xseg.Request) {
-	err := pw.call(ctx, r)
+	Answer(pw.port, pw.log, r, ServeRecovered(ctx, pw.srv.Handler, r, pw.log))
+}
+
+// ServeRecovered runs h.Serve on r; a panic becomes an error (EIO), logged
+// on log (nil logs nothing) with its stack, and leaves the peer up.
+func ServeRecovered(ctx context.Context, h Handler, r xseg.Request, log *logrus.Entry) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if log != nil {
+				log.WithFields(requestFields(r)).Errorf("handler panic: %v\n%s", v, debug.Stack())
+			}
+			err = fmt.Errorf("handler panic: %v", v)
+		}
+	}()
+	return h.Serve(ctx, r)
+}
+
+// Answer responds to r on port with err's errno (Errno) and logs it on log
+// as a Server does (nil logs nothing): failures with EIO as warnings, other
+// failures at debug level, every request at trace level.
+func Answer(port *xseg.Port, log *logrus.Entry, r xseg.Request, err error) {
 	errno := Errno(err)
-	if pw.log != nil {
-		pw.logRequest(r, err, errno)
+	if log != nil {
+		logRequest(log, r, err, errno)
 	}
 	var reply error
 	if errno != 0 {
 		reply = errno
 	}
-	if rerr := pw.port.Respond(r, reply); rerr != nil && pw.log != nil {
-		pw.log.WithError(rerr).WithField("op", r.Op().String()).Warn("reply not sent")
+	if rerr := port.Respond(r, reply); rerr != nil && log != nil {
+		log.WithError(rerr).WithField("op", r.Op().String()).Warn("reply not sent")
 	}
 }
 
-func (pw *portWorkers) call(ctx context.Context, r xseg.Request) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			if pw.log != nil {
-				pw.log.WithFields(requestFields(r)).Errorf("handler panic: %v\n%s", v, debug.Stack())
-			}
-			err = fmt.Errorf("handler panic: %v", v)
-		}
-	}()
-	return pw.srv.Handler.Serve(ctx, r)
-}
-
-func (pw *portWorkers) logRequest(r xseg.Request, err error, errno syscall.Errno) {
-	logger := pw.log.Logger
+func logRequest(log *logrus.Entry, r xseg.Request, err error, errno syscall.Errno) {
 	switch {
 	case err == nil:
-		if logger.IsLevelEnabled(logrus.TraceLevel) {
-			pw.log.WithFields(requestFields(r)).Trace("served")
+		if log.Logger.IsLevelEnabled(logrus.TraceLevel) {
+			log.WithFields(requestFields(r)).Trace("served")
 		}
 	case errno == syscall.EIO:
-		pw.log.WithFields(requestFields(r)).WithError(err).Warn("failed")
-	case logger.IsLevelEnabled(logrus.DebugLevel):
-		pw.log.WithFields(requestFields(r)).WithError(err).WithField("errno", errno.Error()).Debug("failed")
+		log.WithFields(requestFields(r)).WithError(err).Warn("failed")
+	case log.Logger.IsLevelEnabled(logrus.DebugLevel):
+		log.WithFields(requestFields(r)).WithError(err).WithField("errno", errno.Error()).Debug("failed")
 	}
 }
 

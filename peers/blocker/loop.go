@@ -2,10 +2,7 @@ package blocker
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
 	"sync"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -148,58 +145,13 @@ func (ap *asyncPort) start(r xseg.Request) bool {
 // serve runs Serve on r and answers it. A panic fails the request with EIO
 // and leaves the peer up.
 func (ap *asyncPort) serve(ctx context.Context, r xseg.Request) {
-	var err error
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				if ap.log != nil {
-					ap.log.WithFields(requestFields(r)).Errorf("handler panic: %v\n%s", v, debug.Stack())
-				}
-				err = fmt.Errorf("handler panic: %v", v)
-			}
-		}()
-		err = ap.b.Serve(ctx, r)
-	}()
-	ap.respond(r, err)
+	ap.respond(r, peers.ServeRecovered(ctx, ap.b, r, ap.log))
 }
 
-// respond answers r with err's errno (peers.Errno), logs a failure and
-// frees the request's slot.
+// respond answers r as peers.Server does (peers.Answer) and frees the
+// request's slot.
 func (ap *asyncPort) respond(r xseg.Request, err error) {
-	errno := peers.Errno(err)
-	if ap.log != nil {
-		ap.logRequest(r, err, errno)
-	}
-	var reply error
-	if errno != 0 {
-		reply = errno
-	}
-	if rerr := ap.port.Respond(r, reply); rerr != nil && ap.log != nil {
-		ap.log.WithError(rerr).WithField("op", r.Op().String()).Warn("reply not sent")
-	}
+	peers.Answer(ap.port, ap.log, r, err)
 	<-ap.slots
 	ap.answered.Done()
-}
-
-// logRequest logs as peers.Server does: failures with EIO as warnings,
-// other failures at debug level, every request at trace level.
-func (ap *asyncPort) logRequest(r xseg.Request, err error, errno syscall.Errno) {
-	logger := ap.log.Logger
-	switch {
-	case err == nil:
-		if logger.IsLevelEnabled(logrus.TraceLevel) {
-			ap.log.WithFields(requestFields(r)).Trace("served")
-		}
-	case errno == syscall.EIO:
-		ap.log.WithFields(requestFields(r)).WithError(err).Warn("failed")
-	case logger.IsLevelEnabled(logrus.DebugLevel):
-		ap.log.WithFields(requestFields(r)).WithError(err).WithField("errno", errno.Error()).Debug("failed")
-	}
-}
-
-func requestFields(r xseg.Request) logrus.Fields {
-	return logrus.Fields{
-		"op": r.Op().String(), "target": r.TargetString(),
-		"offset": r.Offset(), "size": r.Size(), "flags": uint32(r.Flags()),
-	}
 }
