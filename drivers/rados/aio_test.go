@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -226,29 +224,13 @@ func TestAsyncClose(t *testing.T) {
 // TestAsyncDeadCluster: operations in flight, and started, on a cluster
 // that died end with ETIMEDOUT within the configured timeout.
 func TestAsyncDeadCluster(t *testing.T) {
-	needCluster(t)
-	if clusterMissing() != "" {
-		t.Skip("needs its own cluster: " + clusterMissing())
-	}
-	dir := filepath.Join(t.TempDir(), "dead")
-	conf, err := startCluster(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopCluster(dir)
 	const timeout = 2 * time.Second
-	s, err := Open(Config{ConfFile: conf, Pool: testPool, Namespace: freshNamespace(t), Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _, kill := doomedStore(t, timeout)
 	ctx := context.Background()
 	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
 		t.Fatalf("write while alive: %v", err)
 	}
-	if out, err := exec.Command(clusterScript(), "stop", "--keep", dir).CombinedOutput(); err != nil {
-		t.Fatalf("stop: %v: %s", err, out)
-	}
+	kill()
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {

@@ -445,9 +445,11 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestDeadCluster checks that a cluster that dies under a Store gives
-// errors within the configured timeout, not hangs, and so does opening one.
-func TestDeadCluster(t *testing.T) {
+// doomedStore starts a cluster of the test's own and opens a Store on it
+// with timeout; kill stops the cluster (the store stays open, and is
+// closed at the end of the test).
+func doomedStore(t *testing.T, timeout time.Duration) (s *Store, conf string, kill func()) {
+	t.Helper()
 	needCluster(t)
 	if clusterMissing() != "" {
 		t.Skip("needs its own cluster: " + clusterMissing())
@@ -457,20 +459,29 @@ func TestDeadCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopCluster(dir)
-	const timeout = 2 * time.Second
-	s, err := Open(Config{ConfFile: conf, Pool: testPool, Namespace: freshNamespace(t), Timeout: timeout})
+	t.Cleanup(func() { stopCluster(dir) })
+	s, err = Open(Config{ConfFile: conf, Pool: testPool, Namespace: freshNamespace(t), Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s, conf, func() {
+		if out, err := exec.Command(clusterScript(), "stop", "--keep", dir).CombinedOutput(); err != nil {
+			t.Fatalf("stop: %v: %s", err, out)
+		}
+	}
+}
+
+// TestDeadCluster checks that a cluster that dies under a Store gives
+// errors within the configured timeout, not hangs, and so does opening one.
+func TestDeadCluster(t *testing.T) {
+	const timeout = 2 * time.Second
+	s, conf, kill := doomedStore(t, timeout)
 	ctx := context.Background()
 	if err := s.Write(ctx, "x", []byte("alive"), 0, 0); err != nil {
 		t.Fatalf("Write while alive: %v", err)
 	}
-	if out, err := exec.Command(clusterScript(), "stop", "--keep", dir).CombinedOutput(); err != nil {
-		t.Fatalf("stop: %v: %s", err, out)
-	}
+	kill()
 
 	var wg sync.WaitGroup
 	for name, op := range map[string]func() error{
