@@ -35,13 +35,13 @@ package composer
 
 import (
 	"context"
-	"errors"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/archipelago-go/archipelago/drivers"
+	"github.com/archipelago-go/archipelago/peers/blocker"
 	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
 )
@@ -385,19 +385,13 @@ func (c *Composer) dataIO(op xseg.Op, s protocol.Segment, p []byte, flags xseg.F
 	return dataErr(c.data.Write(ctx, s.Object, p, int64(s.Offset), wf))
 }
 
-// dataErr turns a store's error into the errno a blocker would reply.
+// dataErr turns a store's error into the errno the blocker would reply
+// (blocker.Errno).
 func dataErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, drivers.ErrInvalidName), errors.Is(err, drivers.ErrInvalidRange):
-		return syscall.EINVAL
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	if errno := blocker.Errno(err); errno != 0 {
 		return errno
 	}
-	return syscall.EIO
+	return nil
 }
 
 // reply continues whatever waited for r.
