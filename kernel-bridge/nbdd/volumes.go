@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/archipelago-go/archipelago/drivers"
 	"github.com/archipelago-go/archipelago/kernel-bridge/nbd"
 	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
@@ -190,7 +190,7 @@ func (v *volumes) mapped(name string) bool {
 	if v.exports == "" {
 		return true
 	}
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+	if drivers.ValidateName(name) != nil {
 		return false
 	}
 	fi, err := os.Stat(filepath.Join(v.exports, name))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/archipelago-go/archipelago/drivers"
 	"github.com/archipelago-go/archipelago/tools/hostconf"
 )
 
@@ -83,8 +84,8 @@ func (c *commands) mapVolume(h *hostconf.Host, name string) (*mapResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !validExportName(name) {
-		return nil, fmt.Errorf("map %q: not a volume name", name)
+	if err := drivers.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("map: %w", err)
 	}
 	info, err := c.info(name) // the volume must exist
 	if err != nil {
@@ -119,8 +120,8 @@ func unmapVolume(h *hostconf.Host, name string) (*unmapResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !validExportName(name) {
-		return nil, fmt.Errorf("unmap %q: not a volume name", name)
+	if err := drivers.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("unmap: %w", err)
 	}
 	err = os.Remove(filepath.Join(n.Exports, name))
 	if errors.Is(err, os.ErrNotExist) {
@@ -168,9 +169,4 @@ func showMapped(h *hostconf.Host) (*showmappedResult, error) {
 	}
 	sort.Slice(out.Mapped, func(i, j int) bool { return out.Mapped[i].Volume < out.Mapped[j].Volume })
 	return out, nil
-}
-
-// validExportName refuses names that are no file name in the table.
-func validExportName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
 }
