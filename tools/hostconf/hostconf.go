@@ -174,23 +174,22 @@ func (p Peer) Binary() string {
 }
 
 // Vlmcd returns the host's vlmcd peer, where every volume op is sent.
-func (h *Host) Vlmcd() (Peer, error) {
+func (h *Host) Vlmcd() (Peer, error) { return h.first(Vlmcd, "") }
+
+// first returns the first peer of type typ; the error says what is
+// missing, then hint.
+func (h *Host) first(typ, hint string) (Peer, error) {
 	for _, p := range h.Peers {
-		if p.Type == Vlmcd {
+		if p.Type == typ {
 			return p, nil
 		}
 	}
-	return Peer{}, fmt.Errorf("%s: no peer of type vlmcd", h.Source)
+	return Peer{}, fmt.Errorf("%s: no peer of type %s%s", h.Source, typ, hint)
 }
 
 // Nbdd returns the host's nbdd peer, whose socket QEMU reaches.
 func (h *Host) Nbdd() (Peer, error) {
-	for _, p := range h.Peers {
-		if p.Type == Nbdd {
-			return p, nil
-		}
-	}
-	return Peer{}, fmt.Errorf("%s: no peer of type nbdd (add a role with type = nbdd)", h.Source)
+	return h.first(Nbdd, " (add a role with type = nbdd)")
 }
 
 // Default ports of the embedded default host, inside xseg.DefaultGeometry's
