@@ -25,6 +25,7 @@ type Port struct {
 
 	spin        atomic.Int64
 	interrupted atomic.Bool
+	kicked      atomic.Bool // set by Wake, taken by Wait
 	released    atomic.Bool
 }
 
@@ -137,6 +138,15 @@ func (p *Port) Interrupt() {
 	p.seg.wake(p.e)
 }
 
+// Wake makes the port's Wait return once, as if a request or a reply had
+// come, so a waiter that sleeps while it expects nothing can be told that
+// something is now on its way. It costs a system call only when the waiter
+// sleeps.
+func (p *Port) Wake() {
+	p.kicked.Store(true)
+	p.seg.wake(p.e)
+}
+
 // Interrupted reports whether Interrupt or Release was called.
 func (p *Port) Interrupted() bool { return p.interrupted.Load() }
 
@@ -145,18 +155,24 @@ func (p *Port) pending() bool {
 	return !p.rings.requests.Empty() || !p.rings.replies.Empty()
 }
 
+// ready reports whether Wait should return: something is pending, or the
+// port was woken or interrupted.
+func (p *Port) ready() bool {
+	return p.pending() || (p.kicked.Load() && p.kicked.Swap(false)) || p.interrupted.Load()
+}
+
 // Wait returns when a request or a reply is ready for the port, when
 // timeout passes (0 waits without limit), or after Interrupt. It polls for
 // the port's spin time, then sleeps until a submitter wakes it; submitters
 // wake only ports that sleep, so a busy port costs them no system call.
 func (p *Port) Wait(timeout time.Duration) {
-	if p.pending() || p.interrupted.Load() {
+	if p.ready() {
 		return
 	}
 	if spin := time.Duration(p.spin.Load()); spin > 0 {
 		begin := time.Now()
 		for i := 1; ; i++ {
-			if p.pending() {
+			if p.ready() {
 				return
 			}
 			if i%64 == 0 {
@@ -182,7 +198,7 @@ func (p *Port) Wait(timeout time.Duration) {
 		p.e.sleeping.Store(1)
 		// The store above and a submitter's push are both full barriers:
 		// either this check sees the push, or the submitter sees sleeping.
-		if p.pending() || p.interrupted.Load() {
+		if p.ready() {
 			p.e.sleeping.Store(0)
 			return
 		}
@@ -196,7 +212,7 @@ func (p *Port) Wait(timeout time.Duration) {
 		futexSleep(&p.e.sleeping, 1, left)
 		p.e.sleeping.Store(0)
 		// A signal to this thread also ends the sleep: look again.
-		if p.pending() || p.interrupted.Load() {
+		if p.ready() {
 			p.e.wakeups.Add(1)
 			return
 		}

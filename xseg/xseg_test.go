@@ -367,6 +367,37 @@ func TestWaitWakes(t *testing.T) {
 	}
 }
 
+func TestWakeEndsOneWait(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	p, _ := s.BindDynamic()
+	p.SetSpin(0)
+	done := make(chan struct{})
+	go func() { p.Wait(0); done <- struct{}{} }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("Wait returned with nothing pending")
+	default:
+	}
+	p.Wake()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wake did not end Wait")
+	}
+	// A Wake with nobody waiting ends the next Wait, and only that one.
+	p.Wake()
+	p.Wait(0)
+	if p.Interrupted() {
+		t.Fatal("Wake interrupted the port")
+	}
+	begin := time.Now()
+	p.Wait(30 * time.Millisecond)
+	if d := time.Since(begin); d < 25*time.Millisecond {
+		t.Fatalf("second Wait returned after %v: one Wake ended two", d)
+	}
+}
+
 func TestBufferPool(t *testing.T) {
 	s, _ := newSegment(t, testGeometry)
 	p := &s.pool
