@@ -1,8 +1,8 @@
 // Package drivers owns the object-store interface that blockers serve:
 // named objects with byte-range reads and writes, copies, deletes, sizes,
-// named locks and content hashes. Each backend lives in a subpackage
-// (drivers/file, drivers/rados) and behaves the same way; the conformance
-// suite in drivers/drivertest checks that it does.
+// listings by name prefix, named locks and content hashes. Each backend
+// lives in a subpackage (drivers/file, drivers/rados) and behaves the same
+// way; the conformance suite in drivers/drivertest checks that it does.
 package drivers
 
 import (
@@ -82,6 +82,17 @@ type Store interface {
 	Unlock(ctx context.Context, name, owner string, force bool) error
 	// LockOwner returns the owner of the named lock, ErrNotFound if free.
 	LockOwner(ctx context.Context, name string) (string, error)
+	// List returns the names of the objects whose names start with prefix
+	// (every object for ""), sorted bytewise. Side objects are not objects
+	// and are left out: locks and cached hashes (hazard: an object named
+	// "x_lock" or "x_hash" is indistinguishable from the lock or the cached
+	// hash of object x, and is never listed), and a driver's temporaries.
+	// A prefix over MaxNameLen bytes, or holding '/' or NUL, is
+	// ErrInvalidName. The listing is no snapshot: objects written or
+	// deleted while it runs may be in it or not. It reads the whole store
+	// (or what the prefix selects), which takes a while for millions of
+	// objects.
+	List(ctx context.Context, prefix string) ([]string, error)
 	// Hash computes the SHA-256 of the object's content with trailing zero
 	// bytes stripped (so a short object and its zero-padded copy hash the
 	// same), stores a content-addressed copy under the 64-hex-digit hash
@@ -89,6 +100,33 @@ type Store interface {
 	Hash(ctx context.Context, name string) (string, error)
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Suffixes of the side objects the drivers keep beside object x, as the
+// original blockers do: its lock "x_lock" and its cached content hash
+// "x_hash". List leaves names with them out (IsSideObject).
+const (
+	LockSuffix = "_lock"
+	HashSuffix = "_hash"
+)
+
+// IsSideObject reports whether name has the shape of a side object: a
+// lock or a cached hash.
+func IsSideObject(name string) bool {
+	return strings.HasSuffix(name, LockSuffix) || strings.HasSuffix(name, HashSuffix)
+}
+
+// ValidatePrefix returns ErrInvalidName, wrapped with the reason, for a
+// List prefix no object name can start with: over MaxNameLen bytes, or
+// holding '/' or NUL. The empty prefix selects every object.
+func ValidatePrefix(prefix string) error {
+	switch {
+	case len(prefix) > MaxNameLen:
+		return fmt.Errorf("%w: prefix of %d bytes, the limit is %d", ErrInvalidName, len(prefix), MaxNameLen)
+	case strings.ContainsAny(prefix, "/\x00"):
+		return fmt.Errorf("%w: prefix %q holds '/' or NUL", ErrInvalidName, prefix)
+	}
+	return nil
 }
 
 // ValidateName returns ErrInvalidName, wrapped with the reason, for a name

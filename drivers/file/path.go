@@ -19,8 +19,8 @@ const maxFileName = 255
 // Hazard: an object literally named "<x>_lock" or "<x>_hash" shares its file
 // with the lock or hash cache of object x, as in the original.
 const (
-	lockSuffix = "_lock"
-	hashSuffix = "_hash"
+	lockSuffix = drivers.LockSuffix
+	hashSuffix = drivers.HashSuffix
 	copySuffix = "_copy"
 )
 
@@ -56,11 +56,13 @@ func objectPath(dir, name string) string {
 // isPithosName reports whether name is a 64-digit lowercase hex name, the
 // shape of a Pithos block (and of our content-addressed objects).
 func isPithosName(name string) bool {
-	if len(name) != 2*sha256.Size {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	return len(name) == 2*sha256.Size && isLowerHex(name)
+}
+
+// isLowerHex reports whether s is all lowercase hex digits.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}

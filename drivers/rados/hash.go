@@ -20,7 +20,7 @@ import (
 const (
 	// HashSuffix names the object that caches an object's hash, as the
 	// original radosd: "<name>_hash" holds the 64 hex digits.
-	HashSuffix = "_hash"
+	HashSuffix = drivers.HashSuffix
 	// hashVersionXattr on the cache object records the RADOS version of the
 	// object when it was hashed; a cache whose version differs is stale
 	// (the object was written since) and is recomputed. A cache without

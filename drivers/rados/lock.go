@@ -19,7 +19,7 @@ import (
 // "rados -p POOL lock info VOL_lock RadosLock" shows who holds a volume.
 const (
 	LockName   = "RadosLock"
-	LockSuffix = "_lock"
+	LockSuffix = drivers.LockSuffix
 )
 
 const (
