@@ -25,7 +25,8 @@ type Port struct {
 
 	spin        atomic.Int64
 	interrupted atomic.Bool
-	kicked      atomic.Bool // set by Wake, taken by Wait
+	kicked      atomic.Bool  // set by Wake, taken by Wait
+	misses      atomic.Int32 // waits in a row whose poll ended asleep
 	released    atomic.Bool
 }
 
@@ -161,33 +162,32 @@ func (p *Port) ready() bool {
 	return p.pending() || (p.kicked.Load() && p.kicked.Swap(false)) || p.interrupted.Load()
 }
 
+// spinGiveUp is how many waits in a row that polled for the whole spin
+// time and then slept anyway make Wait stop polling: when replies take
+// longer than the spin (a network store, an idle peer), polling only takes
+// the core from the processes doing the work. Wait polls again as soon as
+// a sleep ends within the spin time.
+const spinGiveUp = 8
+
 // Wait returns when a request or a reply is ready for the port, when
 // timeout passes (0 waits without limit), or after Interrupt. It polls for
 // the port's spin time, then sleeps until a submitter wakes it; submitters
 // wake only ports that sleep, so a busy port costs them no system call.
+// A port whose polls keep ending in a sleep sleeps at once (spinGiveUp).
 func (p *Port) Wait(timeout time.Duration) {
 	if p.ready() {
 		return
 	}
-	if spin := time.Duration(p.spin.Load()); spin > 0 {
-		begin := time.Now()
-		for i := 1; ; i++ {
-			if p.ready() {
+	spin := time.Duration(p.spin.Load())
+	var begin time.Time
+	if spin > 0 {
+		begin = time.Now()
+		if p.misses.Load() < spinGiveUp {
+			if p.poll(begin, spin) {
+				p.misses.Store(0)
 				return
 			}
-			if i%64 == 0 {
-				if time.Since(begin) > spin {
-					break
-				}
-				if i%512 != 0 {
-					continue
-				}
-				// Let another runnable process have this core: on a host
-				// with more busy peers than cores (client, vlmcd and a
-				// blocker on two cores), spinning without yielding keeps
-				// out the very peer whose reply we wait for.
-				yieldCPU()
-			}
+			p.misses.Add(1)
 		}
 	}
 	var deadline time.Time
@@ -200,6 +200,7 @@ func (p *Port) Wait(timeout time.Duration) {
 		// either this check sees the push, or the submitter sees sleeping.
 		if p.ready() {
 			p.e.sleeping.Store(0)
+			p.woke(begin, spin)
 			return
 		}
 		left := time.Duration(0)
@@ -214,8 +215,41 @@ func (p *Port) Wait(timeout time.Duration) {
 		// A signal to this thread also ends the sleep: look again.
 		if p.ready() {
 			p.e.wakeups.Add(1)
+			p.woke(begin, spin)
 			return
 		}
+	}
+}
+
+// poll polls the port until it is ready (true) or spin has passed since
+// begin (false).
+func (p *Port) poll(begin time.Time, spin time.Duration) bool {
+	for i := 1; ; i++ {
+		if p.ready() {
+			return true
+		}
+		if i%64 == 0 {
+			if time.Since(begin) > spin {
+				return false
+			}
+			if i%512 != 0 {
+				continue
+			}
+			// Let another runnable process have this core: on a host
+			// with more busy peers than cores (client, vlmcd and a
+			// blocker on two cores), spinning without yielding keeps
+			// out the very peer whose reply we wait for.
+			yieldCPU()
+		}
+	}
+}
+
+// woke notes a wait that ended in (or on the way to) a sleep: if it
+// ended within the spin time, polling would have caught it, so the next
+// Wait polls again.
+func (p *Port) woke(begin time.Time, spin time.Duration) {
+	if spin > 0 && p.misses.Load() != 0 && time.Since(begin) <= spin {
+		p.misses.Store(0)
 	}
 }
 
