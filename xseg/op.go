@@ -34,12 +34,16 @@ const (
 	// [offset, offset+size) of a volume become zero blocks, their space
 	// given back (NBD TRIM and WRITE_ZEROES).
 	OpDiscard
+	// OpList is ours too (the original's vlmc read the map storage
+	// directly): a blocker replies object names, mapperd volumes, whose
+	// names start with the target, a page at a time (peers/protocol).
+	OpList
 	opCount
 )
 
 var opNames = [...]string{"PING", "READ", "WRITE", "SYNC", "TRUNCATE", "DELETE",
 	"ACQUIRE", "RELEASE", "COPY", "CLONE", "COMMIT", "INFO", "MAPR", "MAPW",
-	"OPEN", "CLOSE", "SNAPSHOT", "HASH", "CREATE", "RENAME", "FLUSH", "UPDATE", "DISCARD"}
+	"OPEN", "CLOSE", "SNAPSHOT", "HASH", "CREATE", "RENAME", "FLUSH", "UPDATE", "DISCARD", "LIST"}
 
 func (o Op) String() string {
 	if o < opCount {

@@ -1,9 +1,10 @@
 // Package protocol owns the payloads that requests and replies carry in
 // their data buffers, per op: names (COPY source, SNAPSHOT and RENAME new
-// name, HASH reply), sizes (INFO reply), CLONE parameters and the
-// scatter lists of MAPR/MAPW replies. Layouts are the original XSEG
-// structs on x86-64 (little endian), so a client written against the
-// original protocol reads and writes them unchanged:
+// name, HASH reply), sizes (INFO reply), CLONE parameters, the
+// scatter lists of MAPR/MAPW replies, and the pages of LIST replies (ours,
+// laid out in list.go). Layouts are the original XSEG structs on x86-64
+// (little endian), so a client written against the original protocol
+// reads and writes them unchanged:
 //
 //	struct xseg_request_copy     { char target[256]; uint32 targetlen; }         260 B
 //	struct xseg_request_snapshot { char target[256]; uint32 targetlen; }         260 B
