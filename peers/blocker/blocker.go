@@ -29,12 +29,20 @@
 //	HASH     SHA-256 of the content (trailing zeros stripped), stored as a
 //	         copy under its 64-hex-digit name; data gets the name as
 //	         struct xseg_reply_hash (protocol.DecodeName)
+//	LIST     target is a name prefix ("" for all): data, which starts with
+//	         a name payload (the name to list after, "" for the first
+//	         page), gets the next page of the sorted names of the objects
+//	         the prefix selects, locks and cached hashes left out
+//	         (protocol.DecodeObjectList; drivers.Store.List). Each page
+//	         lists the store anew
 //
 // Failures reply with an errno (see Errno): ENOENT missing object or free
-// lock, EINVAL bad name, range or payload, EAGAIN lock held by another
-// owner (try-lock), EPERM release of another owner's lock, ETIMEDOUT a
-// blocking ACQUIRE that waited LockWait, ECANCELED one cut short because
-// the peer is stopping, EOPNOTSUPP any other op, EIO a backend failure.
+// lock, EINVAL bad name, prefix, range or payload, EAGAIN lock held by
+// another owner (try-lock), EPERM release of another owner's lock,
+// ETIMEDOUT a blocking ACQUIRE that waited LockWait, ECANCELED one (or a
+// LIST) cut short because the peer is stopping, ENOBUFS a LIST buffer too
+// small for the next name (serviced = the bytes needed), EOPNOTSUPP any
+// other op, EIO a backend failure.
 //
 // Unlike the original filed, which fsynced every write, a write is durable
 // only when FUA or FLUSH asks (or a flush barrier follows): what a disk's
@@ -46,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"syscall"
 	"time"
 
@@ -157,6 +166,10 @@ func (b *Blocker) serve(ctx context.Context, r xseg.Request, op xseg.Op, name st
 		if err := drivers.ValidateName(name); err != nil {
 			return err
 		}
+	case xseg.OpList:
+		if err := drivers.ValidatePrefix(name); err != nil {
+			return err
+		}
 	case xseg.OpFlush:
 	default:
 		return syscall.EOPNOTSUPP
@@ -250,7 +263,45 @@ func (b *Blocker) serve(ctx context.Context, r xseg.Request, op xseg.Op, name st
 			return err
 		}
 		r.SetServiced(protocol.NameLen)
+	case xseg.OpList:
+		// A listing changes nothing: a stopping peer may cut it short.
+		return b.list(ctx, r, name)
 	}
+	return nil
+}
+
+// list answers LIST: the page of the sorted names of the objects whose
+// names start with prefix that follows the name the request's payload
+// gives, as much of it as the data buffer holds.
+func (b *Blocker) list(ctx context.Context, r xseg.Request, prefix string) error {
+	data := r.Data()
+	after, err := protocol.DecodeName(data)
+	if err != nil {
+		return err
+	}
+	names, err := b.store.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	first, found := slices.BinarySearch(names, after)
+	if found {
+		first++
+	}
+	names = names[first:]
+	n := protocol.FitObjects(names, len(data))
+	if n == 0 && len(names) > 0 {
+		need := protocol.ListHeaderLen + protocol.ObjectEntryLen(names[0])
+		r.SetServiced(uint64(need))
+		return fmt.Errorf("%w: the next name takes %d bytes, the buffer has %d", syscall.ENOBUFS, need, len(data))
+	}
+	page := protocol.ObjectList{Names: names[:n], More: n < len(names)}
+	if page.More {
+		page.RestBytes = uint64(protocol.ObjectList{Names: names[n:]}.Len())
+	}
+	if err := protocol.EncodeObjectList(data, page); err != nil {
+		return err
+	}
+	r.SetServiced(uint64(page.Len()))
 	return nil
 }
 
@@ -261,10 +312,10 @@ const LargeIO = 128 << 10
 
 // waits reports whether a request takes long whatever the store: a flush,
 // a durable write, a large read or write, a whole-object copy or hash, a
-// blocking lock.
+// listing, a blocking lock.
 func waits(op xseg.Op, flags xseg.Flags, size uint64) bool {
 	switch op {
-	case xseg.OpFlush, xseg.OpCopy, xseg.OpHash:
+	case xseg.OpFlush, xseg.OpCopy, xseg.OpHash, xseg.OpList:
 		return true
 	case xseg.OpRead:
 		return size >= LargeIO

@@ -80,6 +80,8 @@ func TestLoop(t *testing.T) {
 		"Locks":              TestLocks,
 		"StopCancelsLock":    TestStopCancelsLockWait,
 		"HostileInput":       TestHostileInput,
+		"List":               TestList,
+		"ListBadInput":       TestListBadInput,
 	} {
 		t.Run(name, test)
 	}
