@@ -26,7 +26,7 @@ type Port struct {
 	spin        atomic.Int64
 	interrupted atomic.Bool
 	kicked      atomic.Bool  // set by Wake, taken by Wait
-	misses      atomic.Int32 // waits in a row whose poll ended asleep
+	score       atomic.Int32 // whether polling pays; see pollScore
 	released    atomic.Bool
 }
 
@@ -92,6 +92,7 @@ func (s *Segment) bind(n uint32, wait bool) (*Port, error) {
 	}
 	p := &Port{seg: s, num: n, gen: gen, e: e, rings: s.portRings(n)}
 	p.spin.Store(int64(DefaultSpin))
+	p.score.Store(maxScore)
 	// Requests or replies stranded by a previous owner carry an older
 	// generation; fail them back before serving.
 	s.drainRequests(n)
@@ -162,18 +163,28 @@ func (p *Port) ready() bool {
 	return p.pending() || (p.kicked.Load() && p.kicked.Swap(false)) || p.interrupted.Load()
 }
 
-// spinGiveUp is how many waits in a row that polled for the whole spin
-// time and then slept anyway make Wait stop polling: when replies take
-// longer than the spin (a network store, an idle peer), polling only takes
-// the core from the processes doing the work. Wait polls again as soon as
-// a sleep ends within the spin time.
-const spinGiveUp = 8
+// Wait polls only while polling pays: while most waits end within the spin
+// time (the score constants below). When replies take longer (a network store, a peer with little to
+// do), polling only takes the core from the processes doing the work. The
+// port keeps a score: a wait that ended within the spin time (polled, or
+// slept and woken that soon) adds one, a longer one takes two away, and
+// Wait polls while the score is above pollScore, so at least two waits in
+// three must end that soon. A fresh port polls; spinGiveUp waits in a
+// row that end late make it stop.
+const (
+	maxScore    = 32
+	pollScore   = 16
+	spinGiveUp  = (maxScore - pollScore) / 2
+	scoreOnHit  = 1
+	scoreOnMiss = 2
+)
 
 // Wait returns when a request or a reply is ready for the port, when
 // timeout passes (0 waits without limit), or after Interrupt. It polls for
 // the port's spin time, then sleeps until a submitter wakes it; submitters
 // wake only ports that sleep, so a busy port costs them no system call.
-// A port whose polls keep ending in a sleep sleeps at once (spinGiveUp).
+// A port whose waits mostly last longer than that sleeps at once
+// (pollScore).
 func (p *Port) Wait(timeout time.Duration) {
 	if p.ready() {
 		return
@@ -182,12 +193,13 @@ func (p *Port) Wait(timeout time.Duration) {
 	var begin time.Time
 	if spin > 0 {
 		begin = time.Now()
-		if p.misses.Load() < spinGiveUp {
+		if p.score.Load() > pollScore {
 			if p.poll(begin, spin) {
-				p.misses.Store(0)
+				p.scored(true)
 				return
 			}
-			p.misses.Add(1)
+			p.scored(false)
+			spin = 0 // scored already
 		}
 	}
 	var deadline time.Time
@@ -244,13 +256,24 @@ func (p *Port) poll(begin time.Time, spin time.Duration) bool {
 	}
 }
 
-// woke notes a wait that ended in (or on the way to) a sleep: if it
-// ended within the spin time, polling would have caught it, so the next
-// Wait polls again.
+// woke scores a wait that slept without polling first: polling would
+// have caught it if it ended within the spin time.
 func (p *Port) woke(begin time.Time, spin time.Duration) {
-	if spin > 0 && p.misses.Load() != 0 && time.Since(begin) <= spin {
-		p.misses.Store(0)
+	if spin > 0 {
+		p.scored(time.Since(begin) <= spin)
 	}
+}
+
+// scored updates the port's polling score with a wait that ended within
+// the spin time (hit) or later.
+func (p *Port) scored(hit bool) {
+	s := p.score.Load()
+	if hit {
+		s = min(s+scoreOnHit, maxScore)
+	} else {
+		s = max(s-scoreOnMiss, 0)
+	}
+	p.score.Store(s)
 }
 
 func (s *Segment) wake(e *portEntry) {
