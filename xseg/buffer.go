@@ -15,7 +15,13 @@ import (
 type bufferPool struct {
 	bitmap unsafe.Pointer
 	words  uint64
-	hint   atomic.Uint64 // process-local: where the next search starts
+	// hint is where this process's next search starts: the lowest word
+	// it freed since, or the one it last took from. Reusing the buffers
+	// freed last, from the bottom of buffer space up, keeps the memory a
+	// process touches small and in the CPU's caches; handing out buffers
+	// round the whole space made every request's data cold and every
+	// process map all of it.
+	hint atomic.Uint64
 }
 
 func (b *bufferPool) word(i uint64) *uint64 {
@@ -69,7 +75,7 @@ func (b *bufferPool) alloc(n uint64) (off, capacity uint64, ok bool) {
 			claimed++
 		}
 		if claimed == need {
-			b.hint.Store(i + need)
+			b.hint.Store(i)
 			return i * bitmapWordUnits * BufferUnit, u * BufferUnit, true
 		}
 		for j := uint64(0); j < claimed; j++ {
@@ -83,6 +89,7 @@ func (b *bufferPool) alloc(n uint64) (off, capacity uint64, ok bool) {
 func (b *bufferPool) release(off, capacity uint64) {
 	first := off / BufferUnit
 	u := capacity / BufferUnit
+	defer b.lowerHint(first / bitmapWordUnits)
 	if u > bitmapWordUnits {
 		for j := uint64(0); j < u/bitmapWordUnits; j++ {
 			atomic.StoreUint64(b.word(first/bitmapWordUnits+j), 0)
@@ -90,6 +97,16 @@ func (b *bufferPool) release(off, capacity uint64) {
 		return
 	}
 	atomic.AndUint64(b.word(first/bitmapWordUnits), ^(runMask(u) << (first % bitmapWordUnits)))
+}
+
+// lowerHint makes the next search start at word i if that is lower.
+func (b *bufferPool) lowerHint(i uint64) {
+	for {
+		h := b.hint.Load()
+		if i >= h || b.hint.CompareAndSwap(h, i) {
+			return
+		}
+	}
 }
 
 // free returns the number of free bytes (a snapshot).

@@ -467,6 +467,39 @@ func TestBufferPool(t *testing.T) {
 	}
 }
 
+func TestBufferPoolReusesFreedBuffersFirst(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	p := &s.pool
+	// A process doing one request after another keeps using the same few
+	// buffers at the bottom of buffer space, whatever their sizes.
+	top := uint64(0)
+	for range 1000 {
+		var held [][2]uint64
+		for _, n := range []uint64{4096, 1 << 20, 300 << 10, 8192} {
+			off, c, ok := p.alloc(n)
+			if !ok {
+				t.Fatalf("alloc %d failed", n)
+			}
+			held = append(held, [2]uint64{off, c})
+			top = max(top, off+c)
+		}
+		for _, b := range held {
+			p.release(b[0], b[1])
+		}
+	}
+	if top > 4<<20 {
+		t.Fatalf("1000 rounds of 4 buffers spread over %d bytes of buffer space", top)
+	}
+	// A buffer freed below others is the next one handed out.
+	a, ca, _ := p.alloc(4096)
+	b, cb, _ := p.alloc(4096)
+	p.release(a, ca)
+	if c, _, _ := p.alloc(4096); c != a {
+		t.Fatalf("after freeing the buffer at %d, alloc gave %d", a, c)
+	}
+	p.release(b, cb)
+}
+
 func TestFreeRun(t *testing.T) {
 	cases := []struct {
 		v, u, pos uint64
