@@ -19,7 +19,7 @@ import (
 const usage = `Usage: filed --port N [flags]
 
 filed serves objects (READ, WRITE, FLUSH, DELETE, COPY, INFO, ACQUIRE, RELEASE,
-HASH, PING) from files under --data-dir, laid out as the original Archipelago
+HASH, LIST, PING) from files under --data-dir, laid out as the original Archipelago
 filed lays them out: DIR/ab/cd/ef/NAME, where abcdef starts SHA-256(NAME) in
 hex; locks are files created with link(2), safe on NFS. An existing filed data
 directory is served as it is.

@@ -67,13 +67,27 @@ func hex16(v uint64) string {
 // no object store accepts). Maps made by the original may have names that
 // ValidateVolumeName refuses; they can still be opened.
 func CheckName(name string) error {
-	switch {
-	case name == "":
+	if name == "" {
 		return fmt.Errorf("%w: empty volume name", ErrBadName)
-	case len(name) > MaxVolumeNameLen:
-		return fmt.Errorf("%w: volume name of %d bytes, the limit is %d", ErrBadName, len(name), MaxVolumeNameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("%w: volume name %q holds '/' or NUL", ErrBadName, name)
+	}
+	return checkNameBytes("volume name", name)
+}
+
+// CheckPrefix validates a prefix of volume names (what LIST selects by):
+// at most MaxVolumeNameLen bytes, no '/' and no NUL. The empty prefix
+// selects every volume.
+func CheckPrefix(prefix string) error {
+	return checkNameBytes("volume name prefix", prefix)
+}
+
+// checkNameBytes checks that s, a volume name or what the error calls it,
+// fits MaxVolumeNameLen bytes and holds no '/' or NUL.
+func checkNameBytes(what, s string) error {
+	switch {
+	case len(s) > MaxVolumeNameLen:
+		return fmt.Errorf("%w: %s of %d bytes, the limit is %d", ErrBadName, what, len(s), MaxVolumeNameLen)
+	case strings.ContainsAny(s, "/\x00"):
+		return fmt.Errorf("%w: %s %q holds '/' or NUL", ErrBadName, what, s)
 	}
 	return nil
 }
@@ -105,6 +119,13 @@ func ValidateVolumeName(name string) error {
 			return fmt.Errorf("%w: volume name %q holds byte %#x; use printable ASCII without spaces", ErrBadName, name, c)
 		}
 	}
+	return checkShape(name)
+}
+
+// checkShape refuses the names of other objects than map headers: side
+// objects ("_lock", "_hash"), map blocks and copy-ups ("_<16 hex>" at the
+// end), content-addressed objects (64 hex digits).
+func checkShape(name string) error {
 	for _, s := range reservedSuffixes {
 		if strings.HasSuffix(name, s) {
 			return fmt.Errorf("%w: volume name %q ends in %q, the suffix of the blockers' side objects", ErrBadName, name, s)

@@ -35,6 +35,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 //	hash SNAP                        content-address SNAP, print the image name
 //	show VOL                         the map: header and written entries
 //	objects                          the data objects and their written bytes
+//	list [PREFIX [AFTER]]            the live volumes LIST finds in the map store
 //	! COMMAND ...                    the command must fail; prints the error
 //	!ErrName COMMAND ...             ... with that sentinel error (errors.Is)
 //	quiet / verbose                  stop / start printing plans
@@ -416,8 +417,30 @@ func (w *world) do(args []string) error {
 			o := w.store.objs[DataStore][name]
 			fmt.Fprintf(w.out, "object %s size %d data %s\n", name, o.size, runs(0, o.b))
 		}
+	case "list":
+		return w.list(append(args[1:], "", "")[:2])
 	default:
 		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return nil
+}
+
+// list prints the live volumes of the map store whose names start with
+// args[0] and sort after args[1], as mapperd's LIST finds them: the
+// candidates by name, then their headers.
+func (w *world) list(args []string) error {
+	names := w.store.names(MapStore)
+	cands := Candidates(names, args[0], args[1])
+	fmt.Fprintf(w.out, "%d objects, %d candidates\n", len(names), len(cands))
+	for _, c := range cands {
+		area, _ := w.store.read(MapStore, c.Object, 0, HeaderLen)
+		h, live, err := ListHeader(area)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Object, err)
+		}
+		if live {
+			fmt.Fprintf(w.out, "volume %s (object %s) v%d size %d bs %d flags %s\n", c.Volume, c.Object, h.Version, h.Size, h.BlockSize, mapFlags(h.Flags))
+		}
 	}
 	return nil
 }

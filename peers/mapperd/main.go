@@ -1,6 +1,7 @@
 // Command mapperd is the mapper peer: it keeps the volumes' maps on a map
 // blocker and serves volume operations (create, clone, snapshot, remove,
-// rename, resize, open, close, hash) and the MAPR/MAPW requests of vlmcd.
+// rename, resize, open, close, hash, list) and the MAPR/MAPW requests of
+// vlmcd.
 // Everything but main is peers/mapserver.
 package main
 

@@ -83,6 +83,8 @@ object holds each block) on the map blocker, in the map format of Archipelago
             first copies up the blocks shared with snapshots
   HASH      content-address a snapshot: equal blocks stored once
   UPDATE    upgrade a volume's map to the v2 format
+  LIST      the volumes (snapshots included) whose names start with the
+            target, a page at a time (payload: the name to list after)
 
 Snapshots and clones write maps only, whatever the volume holds. One host at
 a time writes a volume: its lock lives on the map blocker ("<volume>_lock"),

@@ -10,11 +10,12 @@
 //
 // # Requests
 //
-// The target of every request is a volume (or snapshot) name: at most
-// mapper.MaxVolumeNameLen bytes, no '/' or NUL; names of new maps must also
-// pass mapper.ValidateVolumeName (printable ASCII, not "_lock"/"_hash" or
-// "_<16 hex>" at the end, not 64 hex digits). Payloads are those of
-// peers/protocol, the original XSEG structs. Flags: FlagAssumeV0 on any op
+// The target of every request is a volume (or snapshot) name, LIST's a
+// prefix of one ("" for all): at most mapper.MaxVolumeNameLen bytes, no
+// '/' or NUL; names of new maps must also pass mapper.ValidateVolumeName
+// (printable ASCII, not "_lock"/"_hash" or "_<16 hex>" at the end, not 64
+// hex digits). Payloads are those of peers/protocol, the original XSEG
+// structs (LIST's are ours). Flags: FlagAssumeV0 on any op
 // reads a map without a signature as a Pithos (v0) hashmap; FlagForce as
 // said below. Unlisted fields are ignored. On success serviced is the
 // length of the reply payload, 0 if none.
@@ -42,6 +43,9 @@
 //	MAPW      volume    offset    length      buffer >= MapLen(n)         protocol.EncodeMap: n segments
 //	HASH      snapshot  -         -           buffer >= 260 B             name payload: the image's name
 //	UPDATE    volume    -         -           -                           -
+//	LIST      prefix    -         -           name payload: the volume    protocol.EncodeVolumeList: the next
+//	                                            to list after ("" from      page of the live volumes whose
+//	                                            the first); buffer >= 260 B names start with prefix
 //	PING      any       -         -           -                           -
 //
 // n is the number of blocks [offset, offset+length) touches: one segment
@@ -113,8 +117,25 @@
 // is finished by sending it again (a RENAME finds its own half-written
 // map and completes it).
 //
-// Not served: CREATE (a map from an explicit object list), LIST (the
-// blockers cannot list objects), and v0 size hints: EOPNOTSUPP.
+// # Listing
+//
+// LIST lists the volumes (snapshots included, marked read-only in their
+// info) as the original's vlmc list did by reading the map storage: it
+// asks the map blocker for its object names (blocker LIST, pages sized by
+// the blocker's hint), keeps those that may be map headers by their names
+// (mapper.Candidates: not map blocks, copy-ups, side objects or 64-hex
+// names), reads their headers a batch at a time in name order, and
+// replies the live v2 and v1 maps, maps marked deleted left out, until
+// the client's buffer is full; the client asks again after the last name
+// for the next page. A map of Archipelago ≤ 0.3 stored as "archip_X" is
+// listed as X, as lookups find it. Pithos hashmaps (v0) are not listed.
+// A listing takes no lock and is no snapshot: volumes made or removed
+// meanwhile may be in it or not. Each page lists the map blocker again
+// (where maps and data share a blocker, every object of the host), so
+// clients should offer large buffers.
+//
+// Not served: CREATE (a map from an explicit object list) and v0 size
+// hints: EOPNOTSUPP.
 //
 // Errnos are listed at Errno.
 package mapserver

@@ -84,7 +84,7 @@ func (e *blockerError) Unwrap() []error { return []error{ErrBlocker, e.err} }
 //	EEXIST     a volume of the new name exists
 //	EAGAIN     another host holds the volume's lock
 //	EPERM      CLOSE of another host's lock; TRUNCATE to a smaller size without FlagForce
-//	EINVAL     a bad name, size, payload or flag; CLONE or HASH of a volume that is not a snapshot
+//	EINVAL     a bad name, prefix, size, payload or flag; CLONE or HASH of a volume that is not a snapshot
 //	ERANGE     MAPR/MAPW past the end of the volume
 //	EROFS      MAPW, TRUNCATE or SNAPSHOT of a snapshot
 //	ENOBUFS    the data buffer cannot hold the reply (serviced = bytes needed)
@@ -96,7 +96,8 @@ func (e *blockerError) Unwrap() []error { return []error{ErrBlocker, e.err} }
 //	ENOMEM     no request slot or buffer space in the segment for mapperd's own I/O
 //	EIO        a blocker failed or died (its errno is in the log)
 //
-// A blocker's ETIMEDOUT, ENOSPC, EDQUOT or EROFS travels as is.
+// A blocker's ETIMEDOUT, ENOSPC, EDQUOT, EROFS or EOPNOTSUPP (a blocker
+// that does not serve LIST) travels as is.
 func Errno(err error) syscall.Errno {
 	if err == nil {
 		return 0
@@ -131,7 +132,7 @@ func Errno(err error) syscall.Errno {
 		errors.Is(err, mapper.ErrNotSnapshot), errors.Is(err, protocol.ErrBadPayload):
 		return syscall.EINVAL
 	case errors.Is(err, ErrBlocker):
-		for _, pass := range []syscall.Errno{syscall.ETIMEDOUT, syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS} {
+		for _, pass := range []syscall.Errno{syscall.ETIMEDOUT, syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EOPNOTSUPP} {
 			if errors.Is(err, pass) {
 				return pass
 			}

@@ -293,11 +293,7 @@ func (s *Server) info(r xseg.Request, name string, assumeV0 bool) error {
 			h = m.Header
 		}
 	}
-	vi := protocol.VolumeInfo{Size: h.Size, BlockSize: uint64(h.BlockSize)}
-	if h.ReadOnly() {
-		vi.Flags |= protocol.VolumeReadOnly
-	}
-	n, err := protocol.EncodeVolumeInfo(r.Data(), vi)
+	n, err := protocol.EncodeVolumeInfo(r.Data(), volumeInfo(h))
 	if err != nil {
 		return err
 	}

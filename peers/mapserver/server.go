@@ -75,7 +75,8 @@ func New(seg *xseg.Segment, opts Options) (*Server, error) {
 		l.SetOutput(discard{})
 		log = logrus.NewEntry(l)
 	}
-	st := &storage{client: client, dataPort: opts.DataPort, mapPort: opts.MapPort, ownerPayload: payload, slots: make(chan struct{}, storageInflight)}
+	st := &storage{client: client, dataPort: opts.DataPort, mapPort: opts.MapPort, ownerPayload: payload,
+		slots: make(chan struct{}, storageInflight), firstList: listBuffer, maxList: min(maxListBuffer, seg.Geometry().BufferBytes/4)}
 	return &Server{st: st, opts: opts, log: log, vols: make(map[string]*volume)}, nil
 }
 
@@ -86,7 +87,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // Requests returns how many requests of op the server has sent to the
 // blockers (for tests and statistics).
 func (s *Server) Requests(op xseg.Op) uint64 {
-	if op > xseg.OpUpdate {
+	if int(op) >= len(s.st.ops) {
 		return 0
 	}
 	return s.st.ops[op].Load()
@@ -144,6 +145,13 @@ func (s *Server) Serve(ctx context.Context, r xseg.Request) error {
 }
 
 func (s *Server) serve(ctx context.Context, r xseg.Request, op xseg.Op, name string) error {
+	if op == xseg.OpList {
+		if err := mapper.CheckPrefix(name); err != nil {
+			return err
+		}
+		peers.HandOff(ctx)
+		return s.list(r, name)
+	}
 	check := mapper.CheckName
 	if op == xseg.OpClone {
 		check = mapper.ValidateVolumeName

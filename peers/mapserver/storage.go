@@ -44,8 +44,12 @@ type storage struct {
 	// ACQUIRE and RELEASE (see Options.Owner).
 	ownerPayload []byte
 	slots        chan struct{}
+	// firstList is the buffer of the first page of a LIST (listBuffer;
+	// tests make it small), maxList the largest (maxListBuffer, at most a
+	// quarter of the segment's buffer space).
+	firstList, maxList uint64
 	// ops counts the requests sent, by op, for tests and the log.
-	ops [xseg.OpDiscard + 1]atomic.Uint64
+	ops [xseg.OpList + 1]atomic.Uint64
 }
 
 // port returns the blocker port of a mapper store.
@@ -83,7 +87,7 @@ func (s *storage) do(q *request) error {
 	if err != nil {
 		return err
 	}
-	s.ops[min(q.op, xseg.OpDiscard)].Add(1)
+	s.ops[min(q.op, xseg.OpList)].Add(1)
 	// Draining does not cut accepted work short: no context here.
 	rep, err := s.client.Call(context.Background(), r, q.port)
 	if err != nil {

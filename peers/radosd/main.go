@@ -22,7 +22,7 @@ import (
 const usage = `Usage: radosd --port N --pool POOL [flags]
 
 radosd serves objects (READ, WRITE, FLUSH, DELETE, COPY, INFO, ACQUIRE, RELEASE,
-HASH, PING) from a RADOS pool, named as the original Archipelago radosd names
+HASH, LIST, PING) from a RADOS pool, named as the original Archipelago radosd names
 them: an object under its own name, its lock the RADOS exclusive lock
 "RadosLock" on "NAME_lock", its hash cached in "NAME_hash". Run one radosd per
 pool (data objects and maps may live in separate pools, or namespaces).
