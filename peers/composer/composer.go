@@ -57,6 +57,12 @@ type Composer struct {
 	pending map[uint32]*pending // by slot index of what we wait for
 
 	data drivers.Store // object I/O done here, if set (SetData)
+
+	// Reused so that a READ or WRITE served from the cache allocates
+	// nothing: the pendings of finished volume I/O, and the segments of
+	// the request being issued.
+	spare []*pending
+	segs  []protocol.Segment
 }
 
 // Forgetter is a data store that can close the files it keeps open
@@ -184,7 +190,11 @@ func (c *Composer) accept(r xseg.Request) {
 		c.port.Respond(r, nil)
 	case xseg.OpRead, xseg.OpWrite, xseg.OpFlush,
 		xseg.OpSnapshot, xseg.OpClose, xseg.OpDelete, xseg.OpTruncate, xseg.OpRename, xseg.OpDiscard:
-		c.start(c.volume(r.TargetString()), r)
+		v := c.volumes[string(r.Target())] // no string made for a known volume
+		if v == nil {
+			v = c.volume(r.TargetString())
+		}
+		c.start(v, r)
 	default: // INFO, OPEN, CLONE, HASH, MAPR, ...: mapperd answers directly
 		if err := c.port.Forward(r, c.mapper); err != nil {
 			c.fail(r, err)
@@ -222,7 +232,7 @@ func (c *Composer) start(v *volume, r xseg.Request) {
 		return
 	}
 	v.inflight++
-	io := &pending{kind: kindIO, req: r, vol: v}
+	io := c.newIO(r, v)
 	if segs, ok := c.cached(v, r); ok {
 		c.issue(io, segs)
 		return
@@ -271,7 +281,7 @@ func (c *Composer) cached(v *volume, r xseg.Request) ([]protocol.Segment, bool) 
 	}
 	write := r.Op() == xseg.OpWrite
 	off, left := r.Offset(), r.Size()
-	segs := make([]protocol.Segment, 0, left/bs+2)
+	segs := c.segs[:0] // used up by issue before cached runs again
 	for left > 0 {
 		i, in := off/bs, off%bs
 		n := min(left, bs-in)
@@ -287,6 +297,7 @@ func (c *Composer) cached(v *volume, r xseg.Request) ([]protocol.Segment, bool) 
 		off += n
 		left -= n
 	}
+	c.segs = segs
 	return segs, true
 }
 
@@ -487,7 +498,18 @@ func (c *Composer) remember(v *volume, r xseg.Request, segs []protocol.Segment) 
 	return nil
 }
 
-// finishIO answers a volume READ/WRITE.
+// newIO returns the pending of volume I/O r of v.
+func (c *Composer) newIO(r xseg.Request, v *volume) *pending {
+	if n := len(c.spare); n > 0 {
+		io := c.spare[n-1]
+		c.spare = c.spare[:n-1]
+		*io = pending{kind: kindIO, req: r, vol: v}
+		return io
+	}
+	return &pending{kind: kindIO, req: r, vol: v}
+}
+
+// finishIO answers a volume READ/WRITE; io is spare afterwards.
 func (c *Composer) finishIO(io *pending, err error) {
 	r := io.req
 	if err == nil {
@@ -495,6 +517,8 @@ func (c *Composer) finishIO(io *pending, err error) {
 	}
 	c.respond(r, err)
 	v := io.vol
+	*io = pending{}
+	c.spare = append(c.spare, io)
 	v.inflight--
 	if v.frozen != nil && v.inflight == 0 {
 		c.runFrozen(v)

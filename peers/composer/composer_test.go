@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/archipelago-go/archipelago/drivers"
+	"github.com/archipelago-go/archipelago/drivers/file"
 	"github.com/archipelago-go/archipelago/peers/protocol"
 	"github.com/archipelago-go/archipelago/xseg"
 )
@@ -136,7 +138,11 @@ type rig struct {
 	seg    *xseg.Segment
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith is newRig with the composer doing object I/O through data
+// (SetData) when it is not nil.
+func newRigWith(t *testing.T, data drivers.Store) *rig {
 	opts := xseg.Options{Dir: t.TempDir()}
 	if err := xseg.Create("c", xseg.Geometry{Ports: 8, StaticPorts: 4, Requests: 1024, BufferBytes: 64 << 20}, opts); err != nil {
 		t.Fatal(err)
@@ -157,7 +163,11 @@ func newRig(t *testing.T) *rig {
 	servePort(t, bp, rg.store.serve)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); New(vp, 2, 3, nil).Serve(ctx) }()
+	c := New(vp, 2, 3, nil)
+	if data != nil {
+		c.SetData(data)
+	}
+	go func() { defer close(done); c.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	rg.client, _ = seg.BindDynamic()
 	return rg
@@ -305,5 +315,52 @@ func TestManyInFlight(t *testing.T) {
 		if err != nil || binary.LittleEndian.Uint64(got) != uint64(i) {
 			t.Fatalf("write %d reads back %d (%v)", i, binary.LittleEndian.Uint64(got), err)
 		}
+	}
+}
+
+// A READ or WRITE whose blocks are cached, done by the composer itself,
+// allocates nothing in vlmcd (nor in the client's few calls here).
+func TestCachedInlineIOAllocatesNothing(t *testing.T) {
+	st, err := file.Open(t.TempDir(), file.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rg := newRigWith(t, st)
+	block := bytes.Repeat([]byte{7}, 4096)
+	if _, err := rg.do(t, xseg.OpWrite, "vol", 4096, block, 4096, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []xseg.Op{xseg.OpRead, xseg.OpWrite} {
+		r, _ := rg.client.Get()
+		if err := r.Prepare(op, "vol", 4096); err != nil {
+			t.Fatal(err)
+		}
+		one := func() {
+			r.SetOffset(4096)
+			r.SetSize(4096)
+			r.SetFlags(0)
+			if err := rg.client.Submit(r, 1); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				rg.client.Wait(time.Second)
+				if rep, ok := rg.client.Receive(); ok {
+					if err := rep.Err(); err != nil {
+						t.Fatal(err)
+					}
+					r = rep
+					return
+				}
+			}
+		}
+		one()
+		if n := testing.AllocsPerRun(200, one); n != 0 {
+			t.Errorf("%v of a cached block: %v allocations per request", op, n)
+		}
+		if !bytes.Equal(r.Data()[:4096], block) {
+			t.Errorf("%v: data differs", op)
+		}
+		rg.client.Put(r)
 	}
 }
