@@ -75,7 +75,7 @@ run: build
 	echo "  qemu-img convert -n -f qcow2 -O raw DISK.qcow2 '$$URI'" && \
 	echo "  qemu-system-x86_64 -m 1G -drive file=$$URI,format=raw,if=virtio,cache=none" && \
 	echo "  $(BIN)/vlmc snapshot demo snap1 && $(BIN)/vlmc clone snap1 vm1 --size 20G && $(BIN)/vlmc map vm1" && \
-	echo "  $(BIN)/vlmc info demo    $(BIN)/vlmc export demo OUT.raw    $(BIN)/vlmc showmapped" && \
+	echo "  $(BIN)/vlmc list    $(BIN)/vlmc info demo    $(BIN)/vlmc export demo OUT.raw    $(BIN)/vlmc showmapped" && \
 	echo "Stop it all:  make stop"
 
 stop:

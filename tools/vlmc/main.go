@@ -21,6 +21,10 @@ Commands:
                                            of SNAPSHOT (its size unless --size)
   remove NAME (rm)                         remove a volume or snapshot
   info NAME                                size and block size
+  list [PREFIX] (ls)                       the volumes and snapshots (whose names
+                                           start with PREFIX), sorted: name, size,
+                                           block size, volume or snapshot; --json
+                                           prints an array
   resize NAME --size S [--force]           grow; shrinking needs --force
   snapshot VOLUME SNAPNAME                 a read-only snapshot, instant
   clone SNAPSHOT NAME [--size S]           a writable volume from a snapshot
@@ -110,13 +114,18 @@ func run(o *options, sizeSet bool, args []string) error {
 		"close": "close NAME [--force]", "hash": "hash SNAPSHOT", "import": "import NAME FILE|-", "export": "export NAME FILE|-",
 		"lock": "lock NAME", "unlock": "unlock NAME [--force]",
 		"map": "map VOLUME", "unmap": "unmap VOLUME", "showmapped": "showmapped",
+		"list": "list [PREFIX]", "ls": "ls [PREFIX]",
 	}
 	counts := map[string]int{"create": 1, "remove": 1, "rm": 1, "info": 1, "resize": 1, "snapshot": 2, "clone": 2,
 		"rename": 2, "open": 1, "close": 1, "hash": 1, "import": 2, "export": 2, "lock": 1, "unlock": 1,
-		"map": 1, "unmap": 1, "showmapped": 0}
+		"map": 1, "unmap": 1, "showmapped": 0, "list": 0, "ls": 0}
 	form, ok := forms[cmd]
 	if !ok {
 		return cli.Usagef("unknown command %q: see vlmc --help", cmd)
+	}
+	prefix := ""
+	if (cmd == "list" || cmd == "ls") && len(args) == 1 {
+		prefix, args = args[0], nil
 	}
 	if err := nargs(args, counts[cmd], form); err != nil {
 		return err
@@ -167,6 +176,8 @@ func run(o *options, sizeSet bool, args []string) error {
 		result, err = c.openClose(cmd, args[0], o.force)
 	case "lock", "unlock":
 		result, err = c.lockUnlock(cmd, args[0], o.force)
+	case "list", "ls":
+		result, err = c.list(prefix)
 	case "hash":
 		result, err = c.hash(args[0])
 	case "import":
