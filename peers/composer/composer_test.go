@@ -364,3 +364,68 @@ func TestCachedInlineIOAllocatesNothing(t *testing.T) {
 		rg.client.Put(r)
 	}
 }
+
+// Large requests, done by the composer's workers, many at once and across
+// objects, read back what was written.
+func TestLargeInlineIO(t *testing.T) {
+	st, err := file.Open(t.TempDir(), file.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rg := newRigWith(t, st)
+	const n, size = 12, 1<<20 + 12345 // segments above and below bigIO
+	model := make([]byte, volSize)
+	rand.New(rand.NewSource(1)).Read(model)
+	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + blockSize - size/2 } // across a block
+	many := func(op xseg.Op) {
+		var reqs []xseg.Request
+		for i := range n {
+			r, err := rg.client.Get()
+			if err == nil {
+				err = r.Prepare(op, "big", size)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			off := offset(i)
+			if op == xseg.OpWrite {
+				copy(r.Data(), model[off:off+size])
+			}
+			r.SetOffset(off)
+			r.SetSize(size)
+			r.SetPriv(uint64(i))
+			reqs = append(reqs, r)
+		}
+		for _, r := range reqs {
+			if err := rg.client.Submit(r, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for got := 0; got < n; {
+			rg.client.Wait(time.Second)
+			rep, ok := rg.client.Receive()
+			if !ok {
+				if time.Now().After(deadline) {
+					t.Fatalf("%v: %d of %d replies", op, got, n)
+				}
+				continue
+			}
+			got++
+			if err := rep.Err(); err != nil {
+				t.Fatalf("%v %d: %v", op, rep.Priv(), err)
+			}
+			off := offset(int(rep.Priv()))
+			if op == xseg.OpRead && !bytes.Equal(rep.Data()[:size], model[off:off+size]) {
+				t.Errorf("read %d at %d: data differs", rep.Priv(), off)
+			}
+			rg.client.Put(rep)
+		}
+	}
+	many(xseg.OpWrite)
+	if _, err := rg.do(t, xseg.OpFlush, "big", 0, nil, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	many(xseg.OpRead)
+}
