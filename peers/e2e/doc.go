@@ -8,5 +8,5 @@
 // tests: volumes, snapshots and clones (volume_test.go), two hosts and the
 // volume lock (lock_test.go), hashing and the bytes it stores
 // (hash_test.go), SIGKILL under load (crash_test.go), bad input
-// (badinput_test.go).
+// (badinput_test.go), listing volumes and objects (list_test.go).
 package e2e

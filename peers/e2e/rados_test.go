@@ -117,3 +117,18 @@ func TestRadosBadInput(t *testing.T) {
 	conf := needCeph(t)
 	badInput(t, newStackWith(t, stackConfig{data: radosdOver(conf, freshNamespace(t), owner)}))
 }
+
+// TestRadosList runs the listing scenarios of TestList on radosd: maps and
+// data in one namespace, then maps in a namespace of their own.
+func TestRadosList(t *testing.T) {
+	conf := needCeph(t)
+	t.Run("OneNamespace", func(t *testing.T) {
+		listScenarios(t, newStackWith(t, stackConfig{data: radosdOver(conf, freshNamespace(t), owner)}))
+	})
+	t.Run("MapNamespace", func(t *testing.T) {
+		listScenarios(t, newStackWith(t, stackConfig{
+			data: radosdOver(conf, freshNamespace(t), owner),
+			maps: radosdOver(conf, freshNamespace(t), owner),
+		}))
+	})
+}

@@ -33,9 +33,9 @@ type Candidate struct {
 //   - side objects ("<x>_lock", "<x>_hash");
 //   - map blocks "<v>_<16 hex>" and copy-ups "<v>_<16 hex>_<16 hex>" (the
 //     original's vlmc refused volume names of that shape too);
-//   - 64 hex digits: data blocks and content-addressed images. Pithos
-//     hashmaps (v0), which only lookups with FlagAssumeV0 read, are not
-//     listed;
+//   - 64 hex digits: data blocks and content-addressed images, which are
+//     thus not listed: the images HASH makes (the client is told their
+//     names) and Pithos hashmaps (v0, which only FlagAssumeV0 reads);
 //   - "archip_" and a name that is left out itself, such as the writable
 //     objects "archip_<64 hex>" of v1 maps.
 //

@@ -128,7 +128,8 @@
 // replies the live v2 and v1 maps, maps marked deleted left out, until
 // the client's buffer is full; the client asks again after the last name
 // for the next page. A map of Archipelago ≤ 0.3 stored as "archip_X" is
-// listed as X, as lookups find it. Pithos hashmaps (v0) are not listed.
+// listed as X, as lookups find it. Images named by their content (HASH's,
+// and Pithos hashmaps) are not listed.
 // A listing takes no lock and is no snapshot: volumes made or removed
 // meanwhile may be in it or not. Each page lists the map blocker again
 // (where maps and data share a blocker, every object of the host), so
