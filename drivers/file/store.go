@@ -23,8 +23,8 @@
 //   - The lock and the hash side file of object x are the files of objects
 //     named "x_lock" and "x_hash", as in the original. The store never
 //     writes over an existing "x_hash" and never deletes one, but Lock
-//     takes an object "x_lock" for a lock held by its content, and a
-//     forced Unlock of x deletes it.
+//     takes an object "x_lock" for a lock held by its content, a forced
+//     Unlock of x deletes it, and List leaves both names out.
 //   - A crash can leave temporary files ("<name>_lock<owner>_<hex>",
 //     "<name>_hash<owner>_<hex>", "<name>_copy<owner>_<hex>") behind;
 //     they are never read and may be removed when no call runs.

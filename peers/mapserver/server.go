@@ -75,8 +75,9 @@ func New(seg *xseg.Segment, opts Options) (*Server, error) {
 		l.SetOutput(discard{})
 		log = logrus.NewEntry(l)
 	}
+	maxList := min(maxListBuffer, seg.Geometry().BufferBytes/4)
 	st := &storage{client: client, dataPort: opts.DataPort, mapPort: opts.MapPort, ownerPayload: payload,
-		slots: make(chan struct{}, storageInflight), firstList: listBuffer, maxList: min(maxListBuffer, seg.Geometry().BufferBytes/4)}
+		slots: make(chan struct{}, storageInflight), firstList: min(listBuffer, maxList), maxList: maxList}
 	return &Server{st: st, opts: opts, log: log, vols: make(map[string]*volume)}, nil
 }
 

@@ -45,8 +45,8 @@ type storage struct {
 	ownerPayload []byte
 	slots        chan struct{}
 	// firstList is the buffer of the first page of a LIST (listBuffer;
-	// tests make it small), maxList the largest (maxListBuffer, at most a
-	// quarter of the segment's buffer space).
+	// tests make it small), maxList the largest (maxListBuffer); neither
+	// more than a quarter of the segment's buffer space.
 	firstList, maxList uint64
 	// ops counts the requests sent, by op, for tests and the log.
 	ops [xseg.OpList + 1]atomic.Uint64
