@@ -72,9 +72,12 @@ func candidate(names []string, name string) (Candidate, bool) {
 	return c, true
 }
 
-// mayBeHeader reports whether a map header may be stored under name.
+// mayBeHeader reports whether a map header may be stored under name: what
+// CheckName and checkShape accept, told without building errors, since a
+// listing asks it of every object of a store.
 func mayBeHeader(name string) bool {
-	return CheckName(name) == nil && checkShape(name) == nil
+	return name != "" && len(name) <= MaxVolumeNameLen && !strings.ContainsAny(name, "/\x00") &&
+		sideSuffix(name) == "" && !hasHexTail(name) && !isContentName(name)
 }
 
 // ListHeader decodes the header area of a candidate (its first HeaderLen

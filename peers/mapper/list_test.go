@@ -51,6 +51,11 @@ func TestCandidates(t *testing.T) {
 	if got := Candidates(nil, "", ""); len(got) != 0 {
 		t.Errorf("Candidates of nothing: %q", got)
 	}
+	for _, name := range slices.Concat(names, []string{"", "a/b", "x\x00", "a_hash", "_0123456789abcdef"}) {
+		if want := CheckName(name) == nil && checkShape(name) == nil; mayBeHeader(name) != want {
+			t.Errorf("mayBeHeader(%q) = %v, CheckName and checkShape say %v", name, !want, want)
+		}
+	}
 }
 
 // TestListHeader: live v2 and v1 maps are listed, deleted maps and other

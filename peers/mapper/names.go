@@ -126,18 +126,34 @@ func ValidateVolumeName(name string) error {
 // objects ("_lock", "_hash"), map blocks and copy-ups ("_<16 hex>" at the
 // end), content-addressed objects (64 hex digits).
 func checkShape(name string) error {
-	for _, s := range reservedSuffixes {
-		if strings.HasSuffix(name, s) {
-			return fmt.Errorf("%w: volume name %q ends in %q, the suffix of the blockers' side objects", ErrBadName, name, s)
-		}
+	if s := sideSuffix(name); s != "" {
+		return fmt.Errorf("%w: volume name %q ends in %q, the suffix of the blockers' side objects", ErrBadName, name, s)
 	}
-	if n := len(name); n >= 17 && name[n-17] == '_' && isHex(name[n-16:]) {
+	if hasHexTail(name) {
 		return fmt.Errorf("%w: volume name %q ends in '_' and 16 hex digits, the shape of another volume's map and data objects", ErrBadName, name)
 	}
 	if isContentName(name) {
 		return fmt.Errorf("%w: volume name %q is 64 hex digits, reserved for content-addressed images", ErrBadName, name)
 	}
 	return nil
+}
+
+// sideSuffix returns the suffix of the blockers' side objects that name
+// ends in, or "".
+func sideSuffix(name string) string {
+	for _, s := range reservedSuffixes {
+		if strings.HasSuffix(name, s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// hasHexTail reports whether name ends in '_' and 16 hex digits, the shape
+// of map blocks and copy-ups.
+func hasHexTail(name string) bool {
+	n := len(name)
+	return n >= 17 && name[n-17] == '_' && isHex(name[n-16:])
 }
 
 // isHex reports whether s is non-empty and all hex digits (either case).
