@@ -42,11 +42,6 @@ type lane struct {
 	*volumes
 	port *xseg.Port
 	done chan struct{}
-	// outstanding counts the lane's requests in flight. The receiver
-	// polls for replies only while some are: an idle lane sleeps at once,
-	// leaving the cores to the client and the connections' readers, and
-	// the submitter of the first request wakes it.
-	outstanding atomic.Int64
 }
 
 // waiter is what a reply completes: an NBD command, or a synchronous call.
@@ -91,11 +86,6 @@ func (v *volumes) close() {
 func (l *lane) receive() {
 	defer close(l.done)
 	for !l.port.Interrupted() {
-		if l.outstanding.Load() > 0 {
-			l.port.SetSpin(xseg.DefaultSpin)
-		} else {
-			l.port.SetSpin(0)
-		}
 		l.port.Wait(0)
 		for {
 			r, ok := l.port.Receive()
@@ -110,9 +100,6 @@ func (l *lane) receive() {
 // complete hands a reply to what waits for it.
 func (l *lane) complete(r xseg.Request) {
 	w := l.waiting[r.Index()].Swap(nil)
-	if w != nil {
-		l.outstanding.Add(-1)
-	}
 	switch {
 	case w == nil: // not ours: nothing waits for it
 		l.port.Put(r)
@@ -162,12 +149,8 @@ func (l *lane) get(op xseg.Op, target string, n uint64) (xseg.Request, error) {
 // submit sends r to vlmcd; w gets the reply.
 func (l *lane) submit(r xseg.Request, w *waiter) error {
 	l.waiting[r.Index()].Store(w)
-	if l.outstanding.Add(1) == 1 {
-		l.port.Wake()
-	}
 	if err := l.port.Submit(r, l.vlmcd); err != nil {
 		l.waiting[r.Index()].Store(nil)
-		l.outstanding.Add(-1)
 		return err
 	}
 	return nil
