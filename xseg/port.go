@@ -25,7 +25,6 @@ type Port struct {
 
 	spin        atomic.Int64
 	interrupted atomic.Bool
-	kicked      atomic.Bool  // set by Wake, taken by Wait
 	score       atomic.Int32 // whether polling pays; see pollScore
 	released    atomic.Bool
 }
@@ -140,15 +139,6 @@ func (p *Port) Interrupt() {
 	p.seg.wake(p.e)
 }
 
-// Wake makes the port's Wait return once, as if a request or a reply had
-// come, so a waiter that sleeps while it expects nothing can be told that
-// something is now on its way. It costs a system call only when the waiter
-// sleeps.
-func (p *Port) Wake() {
-	p.kicked.Store(true)
-	p.seg.wake(p.e)
-}
-
 // Interrupted reports whether Interrupt or Release was called.
 func (p *Port) Interrupted() bool { return p.interrupted.Load() }
 
@@ -158,9 +148,9 @@ func (p *Port) pending() bool {
 }
 
 // ready reports whether Wait should return: something is pending, or the
-// port was woken or interrupted.
+// port was interrupted.
 func (p *Port) ready() bool {
-	return p.pending() || (p.kicked.Load() && p.kicked.Swap(false)) || p.interrupted.Load()
+	return p.pending() || p.interrupted.Load()
 }
 
 // Wait polls only while polling pays: while most waits end within the spin

@@ -367,37 +367,6 @@ func TestWaitWakes(t *testing.T) {
 	}
 }
 
-func TestWakeEndsOneWait(t *testing.T) {
-	s, _ := newSegment(t, testGeometry)
-	p, _ := s.BindDynamic()
-	p.SetSpin(0)
-	done := make(chan struct{})
-	go func() { p.Wait(0); done <- struct{}{} }()
-	time.Sleep(20 * time.Millisecond)
-	select {
-	case <-done:
-		t.Fatal("Wait returned with nothing pending")
-	default:
-	}
-	p.Wake()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Wake did not end Wait")
-	}
-	// A Wake with nobody waiting ends the next Wait, and only that one.
-	p.Wake()
-	p.Wait(0)
-	if p.Interrupted() {
-		t.Fatal("Wake interrupted the port")
-	}
-	begin := time.Now()
-	p.Wait(30 * time.Millisecond)
-	if d := time.Since(begin); d < 25*time.Millisecond {
-		t.Fatalf("second Wait returned after %v: one Wake ended two", d)
-	}
-}
-
 func TestWaitStopsPollingWhenItKeepsSleeping(t *testing.T) {
 	s, _ := newSegment(t, testGeometry)
 	p, _ := s.BindDynamic()
@@ -420,11 +389,15 @@ func TestWaitStopsPollingWhenItKeepsSleeping(t *testing.T) {
 		t.Fatalf("after %d waits that polled in vain, a wait took %v: still polling", spinGiveUp, d)
 	}
 	// A sleep that ends within the spin time brings polling back.
+	client, _ := s.BindDynamic()
 	go func() {
 		time.Sleep(spin / 10)
-		p.Wake()
+		r, _ := client.Get()
+		client.Submit(r, p.Number())
 	}()
 	p.Wait(0)
+	r, _ := p.Accept()
+	p.Respond(r, nil)
 	if d := wait(); d < spin {
 		t.Fatalf("after a quick wake-up a wait took %v, want it to poll again", d)
 	}

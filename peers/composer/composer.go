@@ -26,10 +26,7 @@
 // vlmcd itself), object READ and WRITE are done in the event loop with
 // pread and pwrite into the volume request's buffer instead of going to the
 // blocker: one process less on the data path, which on a host with fewer
-// cores than busy peers is most of a small request's latency. Segments of
-// bigIO bytes or more are read and written by worker goroutines, one per
-// core, so large requests use every core; they report back through a
-// queue and Port.Wake. Everything
+// cores than busy peers is most of a small request's latency. Everything
 // else (copy-ups, maps, locks) still goes through mapperd and the blocker;
 // a barrier syncs the composer's own writes; after an op that may delete
 // objects (DISCARD, DELETE, TRUNCATE) the composer closes the files it
@@ -38,8 +35,6 @@ package composer
 
 import (
 	"context"
-	"runtime"
-	"sync"
 	"syscall"
 	"time"
 
@@ -68,29 +63,6 @@ type Composer struct {
 	// the request being issued.
 	spare []*pending
 	segs  []protocol.Segment
-
-	// Large inline I/O: jobs for the workers, what they finished, and
-	// the slice collect swaps with finished.
-	jobs      chan job
-	working   int // jobs handed out and not yet back
-	mu        sync.Mutex
-	finished  []job
-	collected []job
-}
-
-// bigIO is the smallest segment the composer hands to a worker rather
-// than reading or writing it in the event loop: large enough that the
-// hand-off (a few microseconds) is small beside the copy.
-const bigIO = 128 << 10
-
-// job is one segment of inline I/O done by a worker.
-type job struct {
-	io    *pending
-	op    xseg.Op
-	seg   protocol.Segment
-	p     []byte
-	flags xseg.Flags
-	err   error
 }
 
 // Forgetter is a data store that can close the files it keeps open
@@ -165,16 +137,8 @@ type pending struct {
 func (c *Composer) Serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, c.port.Interrupt)
 	defer stop()
-	if c.data != nil {
-		c.jobs = make(chan job, 1024)
-		defer close(c.jobs)
-		for range runtime.GOMAXPROCS(0) {
-			go c.work()
-		}
-	}
 	for {
 		c.port.Wait(0)
-		c.collect()
 		draining := c.port.Interrupted()
 		if !draining {
 			for {
@@ -193,7 +157,7 @@ func (c *Composer) Serve(ctx context.Context) {
 			c.reply(r)
 		}
 		if draining {
-			if len(c.pending) == 0 && c.working == 0 && !c.anyHeld() {
+			if len(c.pending) == 0 && !c.anyHeld() {
 				return
 			}
 			time.Sleep(10 * time.Microsecond) // Wait returns at once while interrupted
@@ -382,10 +346,6 @@ func (c *Composer) issue(io *pending, segs []protocol.Segment) {
 			clear(r.Data()[pos : pos+s.Size])
 		case s.Flags&protocol.SegmentZero != 0:
 			io.err = syscall.EIO // mapperd never maps a write to the zero block
-		case c.data != nil && s.Size >= bigIO:
-			c.working++
-			io.count++
-			c.jobs <- job{io: io, op: op, seg: s, p: r.Data()[pos : pos+s.Size], flags: flags}
 		case c.data != nil:
 			if err := c.dataIO(op, s, r.Data()[pos:pos+s.Size], flags); err != nil && io.err == nil {
 				io.err = err
@@ -434,37 +394,6 @@ func (c *Composer) dataIO(op xseg.Op, s protocol.Segment, p []byte, flags xseg.F
 		wf |= drivers.WriteFlush
 	}
 	return dataErr(c.data.Write(ctx, s.Object, p, int64(s.Offset), wf))
-}
-
-// work does the jobs of large inline I/O until Serve returns.
-func (c *Composer) work() {
-	for j := range c.jobs {
-		j.err = c.dataIO(j.op, j.seg, j.p, j.flags)
-		c.mu.Lock()
-		c.finished = append(c.finished, j)
-		c.mu.Unlock()
-		c.port.Wake()
-	}
-}
-
-// collect completes the jobs the workers finished.
-func (c *Composer) collect() {
-	if c.working == 0 {
-		return
-	}
-	c.mu.Lock()
-	c.finished, c.collected = c.collected[:0], c.finished
-	c.mu.Unlock()
-	for _, j := range c.collected {
-		c.working--
-		io := j.io
-		if j.err != nil && io.err == nil {
-			io.err = j.err
-		}
-		if io.count--; io.count == 0 {
-			c.finishIO(io, io.err)
-		}
-	}
 }
 
 // dataErr turns a store's error into the errno the blocker would reply
