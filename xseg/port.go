@@ -25,7 +25,6 @@ type Port struct {
 
 	spin        atomic.Int64
 	interrupted atomic.Bool
-	score       atomic.Int32 // whether polling pays; see pollScore
 	released    atomic.Bool
 }
 
@@ -91,7 +90,6 @@ func (s *Segment) bind(n uint32, wait bool) (*Port, error) {
 	}
 	p := &Port{seg: s, num: n, gen: gen, e: e, rings: s.portRings(n)}
 	p.spin.Store(int64(DefaultSpin))
-	p.score.Store(maxScore)
 	// Requests or replies stranded by a previous owner carry an older
 	// generation; fail them back before serving.
 	s.drainRequests(n)
@@ -147,49 +145,33 @@ func (p *Port) pending() bool {
 	return !p.rings.requests.Empty() || !p.rings.replies.Empty()
 }
 
-// ready reports whether Wait should return: something is pending, or the
-// port was interrupted.
-func (p *Port) ready() bool {
-	return p.pending() || p.interrupted.Load()
-}
-
-// Wait polls only while polling pays: while most waits end within the spin
-// time (the score constants below). When replies take longer (a network store, a peer with little to
-// do), polling only takes the core from the processes doing the work. The
-// port keeps a score: a wait that ended within the spin time (polled, or
-// slept and woken that soon) adds one, a longer one takes two away, and
-// Wait polls while the score is above pollScore, so at least two waits in
-// three must end that soon. A fresh port polls; spinGiveUp waits in a
-// row that end late make it stop.
-const (
-	maxScore    = 32
-	pollScore   = 16
-	spinGiveUp  = (maxScore - pollScore) / 2
-	scoreOnHit  = 1
-	scoreOnMiss = 2
-)
-
 // Wait returns when a request or a reply is ready for the port, when
 // timeout passes (0 waits without limit), or after Interrupt. It polls for
 // the port's spin time, then sleeps until a submitter wakes it; submitters
 // wake only ports that sleep, so a busy port costs them no system call.
-// A port whose waits mostly last longer than that sleeps at once
-// (pollScore).
 func (p *Port) Wait(timeout time.Duration) {
-	if p.ready() {
+	if p.pending() || p.interrupted.Load() {
 		return
 	}
-	spin := time.Duration(p.spin.Load())
-	var begin time.Time
-	if spin > 0 {
-		begin = time.Now()
-		if p.score.Load() > pollScore {
-			if p.poll(begin, spin) {
-				p.scored(true)
+	if spin := time.Duration(p.spin.Load()); spin > 0 {
+		begin := time.Now()
+		for i := 1; ; i++ {
+			if p.pending() {
 				return
 			}
-			p.scored(false)
-			spin = 0 // scored already
+			if i%64 == 0 {
+				if time.Since(begin) > spin {
+					break
+				}
+				if i%512 != 0 {
+					continue
+				}
+				// Let another runnable process have this core: on a host
+				// with more busy peers than cores (client, vlmcd and a
+				// blocker on two cores), spinning without yielding keeps
+				// out the very peer whose reply we wait for.
+				yieldCPU()
+			}
 		}
 	}
 	var deadline time.Time
@@ -200,9 +182,8 @@ func (p *Port) Wait(timeout time.Duration) {
 		p.e.sleeping.Store(1)
 		// The store above and a submitter's push are both full barriers:
 		// either this check sees the push, or the submitter sees sleeping.
-		if p.ready() {
+		if p.pending() || p.interrupted.Load() {
 			p.e.sleeping.Store(0)
-			p.woke(begin, spin)
 			return
 		}
 		left := time.Duration(0)
@@ -215,55 +196,11 @@ func (p *Port) Wait(timeout time.Duration) {
 		futexSleep(&p.e.sleeping, 1, left)
 		p.e.sleeping.Store(0)
 		// A signal to this thread also ends the sleep: look again.
-		if p.ready() {
+		if p.pending() || p.interrupted.Load() {
 			p.e.wakeups.Add(1)
-			p.woke(begin, spin)
 			return
 		}
 	}
-}
-
-// poll polls the port until it is ready (true) or spin has passed since
-// begin (false).
-func (p *Port) poll(begin time.Time, spin time.Duration) bool {
-	for i := 1; ; i++ {
-		if p.ready() {
-			return true
-		}
-		if i%64 == 0 {
-			if time.Since(begin) > spin {
-				return false
-			}
-			if i%512 != 0 {
-				continue
-			}
-			// Let another runnable process have this core: on a host
-			// with more busy peers than cores (client, vlmcd and a
-			// blocker on two cores), spinning without yielding keeps
-			// out the very peer whose reply we wait for.
-			yieldCPU()
-		}
-	}
-}
-
-// woke scores a wait that slept without polling first: polling would
-// have caught it if it ended within the spin time.
-func (p *Port) woke(begin time.Time, spin time.Duration) {
-	if spin > 0 {
-		p.scored(time.Since(begin) <= spin)
-	}
-}
-
-// scored updates the port's polling score with a wait that ended within
-// the spin time (hit) or later.
-func (p *Port) scored(hit bool) {
-	s := p.score.Load()
-	if hit {
-		s = min(s+scoreOnHit, maxScore)
-	} else {
-		s = max(s-scoreOnMiss, 0)
-	}
-	p.score.Store(s)
 }
 
 func (s *Segment) wake(e *portEntry) {

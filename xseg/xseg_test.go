@@ -367,42 +367,6 @@ func TestWaitWakes(t *testing.T) {
 	}
 }
 
-func TestWaitStopsPollingWhenItKeepsSleeping(t *testing.T) {
-	s, _ := newSegment(t, testGeometry)
-	p, _ := s.BindDynamic()
-	// Polling ignores the timeout, so a wait that polls lasts the spin
-	// time, and one that does not lasts the timeout.
-	const spin, timeout = 100 * time.Millisecond, 5 * time.Millisecond
-	p.SetSpin(spin)
-	wait := func() time.Duration {
-		begin := time.Now()
-		p.Wait(timeout)
-		return time.Since(begin)
-	}
-	if d := wait(); d < spin {
-		t.Fatalf("first wait took %v, want it to poll for %v", d, spin)
-	}
-	for range spinGiveUp - 1 {
-		wait()
-	}
-	if d := wait(); d >= spin*3/4 {
-		t.Fatalf("after %d waits that polled in vain, a wait took %v: still polling", spinGiveUp, d)
-	}
-	// A sleep that ends within the spin time brings polling back.
-	client, _ := s.BindDynamic()
-	go func() {
-		time.Sleep(spin / 10)
-		r, _ := client.Get()
-		client.Submit(r, p.Number())
-	}()
-	p.Wait(0)
-	r, _ := p.Accept()
-	p.Respond(r, nil)
-	if d := wait(); d < spin {
-		t.Fatalf("after a quick wake-up a wait took %v, want it to poll again", d)
-	}
-}
-
 func TestBufferPool(t *testing.T) {
 	s, _ := newSegment(t, testGeometry)
 	p := &s.pool
