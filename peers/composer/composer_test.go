@@ -140,6 +140,17 @@ type rig struct {
 
 func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
 
+// newInlineRig is a rig whose composer does object I/O itself, in a
+// drivers/file store of its own.
+func newInlineRig(t *testing.T) *rig {
+	st, err := file.Open(t.TempDir(), file.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return newRigWith(t, st)
+}
+
 // newRigWith is newRig with the composer doing object I/O through data
 // (SetData) when it is not nil.
 func newRigWith(t *testing.T, data drivers.Store) *rig {
@@ -321,12 +332,7 @@ func TestManyInFlight(t *testing.T) {
 // A READ or WRITE whose blocks are cached, done by the composer itself,
 // allocates nothing in vlmcd (nor in the client's few calls here).
 func TestCachedInlineIOAllocatesNothing(t *testing.T) {
-	st, err := file.Open(t.TempDir(), file.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rg := newRigWith(t, st)
+	rg := newInlineRig(t)
 	block := bytes.Repeat([]byte{7}, 4096)
 	if _, err := rg.do(t, xseg.OpWrite, "vol", 4096, block, 4096, 0); err != nil {
 		t.Fatal(err)
@@ -365,16 +371,11 @@ func TestCachedInlineIOAllocatesNothing(t *testing.T) {
 	}
 }
 
-// Large requests, done by the composer's workers, many at once and across
+// Large requests done by the composer itself, many at once and across
 // objects, read back what was written.
 func TestLargeInlineIO(t *testing.T) {
-	st, err := file.Open(t.TempDir(), file.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rg := newRigWith(t, st)
-	const n, size = 12, 1<<20 + 12345 // segments above and below bigIO
+	rg := newInlineRig(t)
+	const n, size = 12, 1<<20 + 12345
 	model := make([]byte, volSize)
 	rand.New(rand.NewSource(1)).Read(model)
 	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + blockSize - size/2 } // across a block
