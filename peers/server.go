@@ -114,12 +114,7 @@ func (s *Server) Serve(ctx context.Context, ports ...*xseg.Port) {
 	if wt.handOff <= 0 {
 		wt.handOff = DefaultHandOff
 	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, p := range ports {
-			p.Interrupt()
-		}
-	})
-	defer stop()
+	defer InterruptWhenDone(ctx, ports)()
 	var wg sync.WaitGroup
 	for _, p := range ports {
 		pw := &portWorkers{srv: s, port: p, log: s.Log, watcher: wt}
@@ -139,6 +134,17 @@ func (s *Server) Serve(ctx context.Context, ports ...*xseg.Port) {
 	wg.Wait()
 	stopWatch()
 	watching.Wait()
+}
+
+// InterruptWhenDone interrupts ports once ctx ends, so that their
+// serving loops stop; the returned func cancels that (call it when the
+// loops have returned).
+func InterruptWhenDone(ctx context.Context, ports []*xseg.Port) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		for _, p := range ports {
+			p.Interrupt()
+		}
+	})
 }
 
 // HandOff tells the runtime that the request being served on ctx is about

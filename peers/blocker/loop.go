@@ -38,12 +38,7 @@ func (b *Blocker) Loop(inflight int, log *logrus.Entry) peers.Loop {
 		inflight = peers.DefaultInflight
 	}
 	return func(ctx context.Context, ports []*xseg.Port) {
-		stop := context.AfterFunc(ctx, func() {
-			for _, p := range ports {
-				p.Interrupt()
-			}
-		})
-		defer stop()
+		defer peers.InterruptWhenDone(ctx, ports)()
 		var wg sync.WaitGroup
 		for _, p := range ports {
 			ap := &asyncPort{b: b, port: p, log: log, slots: make(chan struct{}, inflight)}
