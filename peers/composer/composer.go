@@ -174,11 +174,13 @@ func (c *Composer) anyHeld() bool {
 	return false
 }
 
-func (c *Composer) volume(name string) *volume {
-	v := c.volumes[name]
+// volume returns the state of volume name, made on first use. Looking up a
+// known volume makes no string.
+func (c *Composer) volume(name []byte) *volume {
+	v := c.volumes[string(name)]
 	if v == nil {
-		v = &volume{name: name, blocks: make(map[uint64]block)}
-		c.volumes[name] = v
+		v = &volume{name: string(name), blocks: make(map[uint64]block)}
+		c.volumes[v.name] = v
 	}
 	return v
 }
@@ -190,11 +192,7 @@ func (c *Composer) accept(r xseg.Request) {
 		c.port.Respond(r, nil)
 	case xseg.OpRead, xseg.OpWrite, xseg.OpFlush,
 		xseg.OpSnapshot, xseg.OpClose, xseg.OpDelete, xseg.OpTruncate, xseg.OpRename, xseg.OpDiscard:
-		v := c.volumes[string(r.Target())] // no string made for a known volume
-		if v == nil {
-			v = c.volume(r.TargetString())
-		}
-		c.start(v, r)
+		c.start(c.volume(r.Target()), r)
 	default: // INFO, OPEN, CLONE, HASH, MAPR, ...: mapperd answers directly
 		if err := c.port.Forward(r, c.mapper); err != nil {
 			c.fail(r, err)
@@ -586,7 +584,7 @@ func (c *Composer) replay(v *volume) {
 		r := v.held[0]
 		v.held = v.held[1:]
 		if cur := c.volumes[v.name]; cur != v { // v was dropped: start afresh
-			cur = c.volume(v.name)
+			cur = c.volume([]byte(v.name))
 			cur.held = append(append(cur.held, r), v.held...)
 			v.held = nil
 			c.replay(cur)
