@@ -21,20 +21,23 @@ func TestTwoHosts(t *testing.T) {
 // lock error's reply carries the holder in a name payload.
 func (c *client) open(t testing.TB, vol string, force bool) reply {
 	t.Helper()
-	var flags xseg.Flags
-	if force {
-		flags = xseg.FlagForce
-	}
-	return c.call(t, req{op: xseg.OpOpen, target: vol, flags: flags, dataLen: protocol.NameLen})
+	return c.lockOp(t, xseg.OpOpen, vol, force)
 }
 
 func (c *client) closeVolume(t testing.TB, vol string, force bool) reply {
+	t.Helper()
+	return c.lockOp(t, xseg.OpClose, vol, force)
+}
+
+// lockOp sends OPEN or CLOSE of vol, with FlagForce if force, and a name
+// payload for the holder a lock error names.
+func (c *client) lockOp(t testing.TB, op xseg.Op, vol string, force bool) reply {
 	t.Helper()
 	var flags xseg.Flags
 	if force {
 		flags = xseg.FlagForce
 	}
-	return c.call(t, req{op: xseg.OpClose, target: vol, flags: flags, dataLen: protocol.NameLen})
+	return c.call(t, req{op: op, target: vol, flags: flags, dataLen: protocol.NameLen})
 }
 
 // wantLocked checks that rep is the lock error of a volume held by
