@@ -1,29 +1,50 @@
 package drivers
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // AsyncStore is a Store that can also start a read or a write and return
-// at once, its result delivered later to a callback: a backend with its own
-// asynchronous I/O (librados aio) then keeps many requests in flight
-// without an OS thread blocked on each. A blocker serves READ and WRITE
-// through it when its store has it; other callers need not care.
+// at once, its result delivered later through a Queue that the caller
+// polls: a backend with its own asynchronous I/O (librados aio) then keeps
+// many requests in flight without an OS thread blocked on each, and no
+// backend thread ever runs the caller's code. A blocker serves READ and
+// WRITE through it when its store has it; other callers need not care.
 type AsyncStore interface {
 	Store
+	// NewQueue returns a queue to start operations through. wake, when not
+	// nil, is the futex word of the goroutine that polls the queue, and
+	// every completion wakes it: a poller about to sleep stores 1 in the
+	// word, checks Ready, and sleeps (FUTEX_WAIT, not private: the word may
+	// live in a mapping shared between processes) while the word holds 1;
+	// a completion, once Ready reports it, swaps the word from 1 to 0 and
+	// wakes every sleeper. xseg.Port.WaitFor sleeps that way.
+	NewQueue(wake *atomic.Uint32) (Queue, error)
+}
+
+// A Queue starts reads and writes and delivers their results. One
+// goroutine at a time calls Start, Poll and Close; any may call Ready.
+type Queue interface {
 	// StartRead starts Read(ctx, name, p, off) and returns without waiting
-	// for it. On a nil return, done runs exactly once with Read's result,
-	// p filled (zeros past the end of the object, and for a missing one);
-	// on an error (an invalid name or range, a closed store, ctx ended)
-	// done never runs.
-	//
-	// done may run before StartRead returns, on any goroutine or on a
-	// backend thread that serves other completions: it must not block.
-	// p belongs to the store until done runs: the caller must neither read
-	// nor write it in between, and it may be memory the Go runtime does
-	// not manage (a shared mapping).
+	// for it. On a nil return, done runs exactly once, from a later Poll,
+	// with Read's result, p filled (zeros past the end of the object, and
+	// for a missing one); on an error (an invalid name or range, a closed
+	// store, ctx ended) done never runs. p belongs to the store until done
+	// runs: the caller must neither read nor write it in between, and it
+	// may be memory the Go runtime does not manage (a shared mapping).
 	StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error
 	// StartWrite starts Write(ctx, name, p, off, flags) and returns without
 	// waiting for it, with the rules of StartRead; the write is as durable
 	// as Write's when done runs. A write of nothing is a flush (Flush when
 	// flags ask for one), as in Write.
 	StartWrite(ctx context.Context, name string, p []byte, off int64, flags WriteFlags, done func(error)) error
+	// Ready reports whether an operation has completed and waits for Poll.
+	Ready() bool
+	// Poll runs done of every operation completed so far, on the calling
+	// goroutine, and returns how many ran.
+	Poll() int
+	// Close waits for every operation started to complete, running their
+	// done, and releases the queue.
+	Close()
 }

@@ -2,6 +2,7 @@ package xseg
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -23,7 +24,10 @@ type Port struct {
 	e     *portEntry
 	rings *portRings
 
-	spin        atomic.Int64
+	spin atomic.Int64
+	// scheduled is when (since monoBase) a waiter last passed through
+	// the Go scheduler; see passScheduler.
+	scheduled   atomic.Int64
 	interrupted atomic.Bool
 	released    atomic.Bool
 }
@@ -149,14 +153,20 @@ func (p *Port) pending() bool {
 // timeout passes (0 waits without limit), or after Interrupt. It polls for
 // the port's spin time, then sleeps until a submitter wakes it; submitters
 // wake only ports that sleep, so a busy port costs them no system call.
-func (p *Port) Wait(timeout time.Duration) {
-	if p.pending() || p.interrupted.Load() {
+func (p *Port) Wait(timeout time.Duration) { p.WaitFor(timeout, nil) }
+
+// WaitFor is Wait that also returns once ready reports true. ready is
+// called often while the port polls, so it must be cheap (an atomic load);
+// whatever makes it true must then wake the port through WakeWord, as a
+// submitter does.
+func (p *Port) WaitFor(timeout time.Duration, ready func() bool) {
+	if p.ready(ready) {
 		return
 	}
 	if spin := time.Duration(p.spin.Load()); spin > 0 {
 		begin := time.Now()
 		for i := 1; ; i++ {
-			if p.pending() {
+			if p.pending() || (ready != nil && ready()) {
 				return
 			}
 			if i%64 == 0 {
@@ -174,6 +184,7 @@ func (p *Port) Wait(timeout time.Duration) {
 			}
 		}
 	}
+	p.passScheduler()
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
@@ -182,7 +193,7 @@ func (p *Port) Wait(timeout time.Duration) {
 		p.e.sleeping.Store(1)
 		// The store above and a submitter's push are both full barriers:
 		// either this check sees the push, or the submitter sees sleeping.
-		if p.pending() || p.interrupted.Load() {
+		if p.ready(ready) {
 			p.e.sleeping.Store(0)
 			return
 		}
@@ -196,18 +207,59 @@ func (p *Port) Wait(timeout time.Duration) {
 		futexSleep(&p.e.sleeping, 1, left)
 		p.e.sleeping.Store(0)
 		// A signal to this thread also ends the sleep: look again.
-		if p.pending() || p.interrupted.Load() {
+		if p.ready(ready) {
 			p.e.wakeups.Add(1)
 			return
 		}
 	}
 }
 
-func (s *Segment) wake(e *portEntry) {
-	if e.sleeping.Load() == 1 && e.sleeping.CompareAndSwap(1, 0) {
-		futexWakeAll(&e.sleeping)
+// schedulerPass is how often a port that sleeps passes through the Go
+// scheduler (passScheduler).
+const schedulerPass = 4 * time.Millisecond
+
+// passScheduler has the goroutine about to sleep pass through the Go
+// scheduler when it has not done so for schedulerPass. A goroutine that
+// never does, whatever system calls it makes, looks to the runtime's
+// monitor like one that has run for 10 ms without a break: the monitor then
+// takes its P away in the middle of a sleep, hands the P to another thread
+// and goes back to polling every 20 µs. Each of those wake-ups costs a
+// context switch, taken from the cores the peers need; measured on radosd,
+// the monitor alone used a fifth of the process's CPU. A pass costs a
+// wake-up of an idle thread too, so it happens at most every few ms.
+func (p *Port) passScheduler() {
+	now := time.Since(monoBase)
+	if last := p.scheduled.Load(); now-time.Duration(last) < schedulerPass {
+		return
+	}
+	p.scheduled.Store(int64(now))
+	runtime.Gosched()
+}
+
+// monoBase is the base of Port.scheduled's monotonic clock.
+var monoBase = time.Now()
+
+func (p *Port) ready(ready func() bool) bool {
+	return p.pending() || p.interrupted.Load() || (ready != nil && ready())
+}
+
+// WakeWord returns the futex word the port sleeps on in Wait, for a
+// source of work outside the segment (a backend's completions, possibly
+// on threads that are not Go's) to wake it by: publish the work so that
+// WaitFor's ready sees it, then, with a full barrier in between, Wake the
+// word. The word lives in the segment's shared mapping.
+func (p *Port) WakeWord() *atomic.Uint32 { return &p.e.sleeping }
+
+// Wake wakes whatever sleeps on a port's wake word: it swaps the word from
+// 1 (a sleeper, or one about to sleep, after its last look for work) to 0
+// and then wakes every sleeper with FUTEX_WAKE; a word at 0 costs nothing.
+func Wake(word *atomic.Uint32) {
+	if word.Load() == 1 && word.CompareAndSwap(1, 0) {
+		futexWakeAll(word)
 	}
 }
+
+func (s *Segment) wake(e *portEntry) { Wake(&e.sleeping) }
 
 // Get takes a free request slot for this port to fill and submit.
 func (p *Port) Get() (Request, error) {

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -364,6 +365,36 @@ func TestWaitWakes(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Interrupt did not wake Wait")
+	}
+}
+
+// TestWaitForWakes: WaitFor returns when its ready turns true and the
+// port's wake word is woken, from a sleep as well as from polling.
+func TestWaitForWakes(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	server, _ := s.Bind(1)
+	for _, spin := range []time.Duration{0, time.Second} {
+		server.SetSpin(spin)
+		var ready atomic.Bool
+		done := make(chan time.Duration)
+		go func() {
+			begin := time.Now()
+			server.WaitFor(0, ready.Load)
+			done <- time.Since(begin)
+		}()
+		time.Sleep(50 * time.Millisecond)
+		ready.Store(true)
+		Wake(server.WakeWord())
+		select {
+		case d := <-done:
+			if d < 40*time.Millisecond {
+				t.Fatalf("spin %v: WaitFor returned after %v, before ready", spin, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("spin %v: WaitFor did not wake", spin)
+		}
+		// Ready already: no wait at all.
+		server.WaitFor(0, ready.Load)
 	}
 }
 

@@ -3,6 +3,7 @@
 package rados
 
 /*
+#include <stdlib.h>
 #include "aio.h"
 */
 import "C"
@@ -10,123 +11,184 @@ import "C"
 import (
 	"context"
 	"runtime"
-	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/archipelago-go/archipelago/drivers"
 )
 
-// The asynchronous path: StartRead and StartWrite hand the operation to
-// librados (rados_aio_read, rados_aio_write) and return; librados' finisher
-// thread calls archipelagoAioDone when the OSD answers, which runs the
-// caller's callback right there. N requests in flight are N librados
-// operations in flight, without a thread blocked on each, and a completion
-// costs no switch to another thread before the callback runs.
+// The asynchronous path: a Queue's StartRead and StartWrite hand the
+// operation to librados (rados_aio_read, rados_aio_write) and return. When
+// the OSD answers, librados' finisher thread pushes the completion onto the
+// queue's C stack and wakes the poller's futex word (aio.c); the poller's
+// Poll then runs the done callbacks. N requests in flight are N librados
+// operations in flight, without a thread blocked on each, and no Go code
+// runs on a librados thread: a call from a foreign thread into Go costs an
+// M and a P from the scheduler, and leaves that P parked in a system call
+// state that the runtime's monitor must come and take back.
 
 var _ drivers.AsyncStore = (*Store)(nil)
 
-// aioOp is one operation in flight. The C side knows it by its index in
-// aioOps, since C may not keep Go pointers.
+// aioOp is one operation in flight. C knows it by its index in its queue's
+// ops, since C may not keep Go pointers.
 type aioOp struct {
-	store *Store
-	name  string
-	p     []byte
-	read  bool
-	done  func(error)
+	name string
+	p    []byte
+	read bool
+	done func(error)
+	// sync marks an operation run by Read's or Write's code on a
+	// goroutine, its result in err.
+	sync bool
+	err  error
 	// pin keeps p where librados writes or reads it until the completion;
 	// it does nothing for memory outside the Go heap (a shared segment).
 	pin runtime.Pinner
 }
 
-// aioTable holds the operations in flight. Entries are reused, so an
-// operation allocates nothing once the table has grown to the depth used.
-type aioTable struct {
-	mu   sync.Mutex
-	ops  []*aioOp
-	free []uint32
+// Queue is a drivers.Queue over librados aio.
+type Queue struct {
+	s  *Store
+	cq *C.struct_archipelago_cq
+	// ops are the operations by tag; entries are reused, so an operation
+	// allocates nothing in Go once the table has grown to the depth used.
+	ops      []*aioOp
+	free     []uint32
+	inflight int
+	taken    [64]C.struct_archipelago_done
 }
 
-var aioOps aioTable
-
-func (t *aioTable) get() (*aioOp, uint32) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if n := len(t.free); n > 0 {
-		i := t.free[n-1]
-		t.free = t.free[:n-1]
-		return t.ops[i], i
+// NewQueue returns a queue whose completions wake wake (see
+// drivers.AsyncStore).
+func (s *Store) NewQueue(wake *atomic.Uint32) (drivers.Queue, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
 	}
-	op := &aioOp{}
-	t.ops = append(t.ops, op)
-	return op, uint32(len(t.ops) - 1)
-}
-
-func (t *aioTable) lookup(i uint32) *aioOp {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.ops[i]
-}
-
-// put returns entry i, cleared, to the free list.
-func (t *aioTable) put(op *aioOp, i uint32) {
-	op.pin.Unpin()
-	op.store, op.name, op.p, op.done = nil, "", nil, nil
-	t.mu.Lock()
-	t.free = append(t.free, i)
-	t.mu.Unlock()
+	cq := (*C.struct_archipelago_cq)(C.calloc(1, C.sizeof_struct_archipelago_cq))
+	if cq == nil {
+		return nil, syscall.ENOMEM
+	}
+	cq.wake = (*C.uint32_t)(unsafe.Pointer(wake))
+	return &Queue{s: s, cq: cq}, nil
 }
 
 // StartRead starts a Read and returns at once; done gets its result from a
-// librados thread (see drivers.AsyncStore). Reads of more than 32 MiB run
-// Read's chunked path on a goroutine of their own.
-func (s *Store) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
-	return s.start(ctx, name, p, off, true, done)
+// later Poll (see drivers.Queue). Reads of more than 32 MiB run Read's
+// chunked path on a goroutine of their own.
+func (q *Queue) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
+	return q.start(ctx, name, p, off, true, done)
 }
 
 // StartWrite starts a Write and returns at once; done gets its result, the
-// write durable (on every replica), from a librados thread. Writes of
-// nothing run done at once; writes of more than 32 MiB run Write's chunked
-// path on a goroutine of their own.
-func (s *Store) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
-	return s.start(ctx, name, p, off, false, done)
+// write durable (on every replica), from a later Poll. Writes of nothing
+// and writes of more than 32 MiB run Write's path on a goroutine of their
+// own.
+func (q *Queue) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
+	return q.start(ctx, name, p, off, false, done)
 }
 
-func (s *Store) start(ctx context.Context, name string, p []byte, off int64, read bool, done func(error)) error {
+func (q *Queue) start(ctx context.Context, name string, p []byte, off int64, read bool, done func(error)) error {
 	if err := checkRange(name, off); err != nil {
 		return err
 	}
+	s := q.s
 	if err := s.beginAsync(ctx); err != nil {
 		return err
 	}
-	if len(p) == 0 || len(p) > maxIOBytes {
+	op, i := q.get()
+	op.name, op.p, op.read, op.done = name, p, read, done
+	if op.sync = len(p) == 0 || len(p) > maxIOBytes; op.sync {
+		node := C.archipelago_cq_node(q.cq, C.uintptr_t(i))
+		if node == nil {
+			q.put(i)
+			s.async.Done()
+			return retErr(opName(read), name, -int(syscall.ENOMEM))
+		}
+		q.inflight++
 		go func() {
-			defer s.async.Done()
 			if read {
-				done(s.read(name, p, off))
+				op.err = s.read(name, p, off)
 			} else {
-				done(s.write(name, p, off))
+				op.err = s.write(name, p, off)
 			}
+			C.archipelago_cq_push(node, 0)
 		}()
 		return nil
 	}
-	op, i := aioOps.get()
-	op.store, op.name, op.p, op.read, op.done = s, name, p, read, done
 	op.pin.Pin(unsafe.SliceData(p))
 	cName := (*C.char)(unsafe.Pointer(unsafe.StringData(name)))
 	cBuf := (*C.char)(unsafe.Pointer(unsafe.SliceData(p)))
 	var ret C.int
 	if read {
-		ret = C.archipelago_aio_read(s.cIOContext(), cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+		ret = C.archipelago_aio_read(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
 	} else {
-		ret = C.archipelago_aio_write(s.cIOContext(), cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+		ret = C.archipelago_aio_write(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
 	}
 	if ret < 0 {
-		aioOps.put(op, i)
+		q.put(i)
 		s.async.Done()
 		return retErr(opName(read), name, int(ret))
 	}
+	q.inflight++
 	return nil
+}
+
+func (q *Queue) get() (*aioOp, uint32) {
+	if n := len(q.free); n > 0 {
+		i := q.free[n-1]
+		q.free = q.free[:n-1]
+		return q.ops[i], i
+	}
+	op := &aioOp{}
+	q.ops = append(q.ops, op)
+	return op, uint32(len(q.ops) - 1)
+}
+
+// put returns entry i, cleared, to the free list.
+func (q *Queue) put(i uint32) {
+	op := q.ops[i]
+	op.pin.Unpin()
+	op.name, op.p, op.done, op.err = "", nil, nil, nil
+	q.free = append(q.free, i)
+}
+
+// Ready reports whether a completion waits for Poll: one atomic load of
+// each end of the C queue, no call into C.
+func (q *Queue) Ready() bool {
+	return atomic.LoadUintptr((*uintptr)(unsafe.Pointer(&q.cq.head))) != 0 ||
+		atomic.LoadUintptr((*uintptr)(unsafe.Pointer(&q.cq.taken))) != 0
+}
+
+// Poll runs done of every operation completed so far.
+func (q *Queue) Poll() int {
+	ran := 0
+	for q.Ready() {
+		n := int(C.archipelago_cq_take(q.cq, &q.taken[0], C.int(len(q.taken))))
+		for _, c := range q.taken[:n] {
+			i := uint32(c.tag)
+			op := q.ops[i]
+			done, err := op.done, op.result(int(c.ret))
+			q.put(i)
+			q.inflight--
+			done(err)
+			q.s.async.Done()
+		}
+		ran += n
+	}
+	return ran
+}
+
+// Close waits for the operations in flight, running their done, and frees
+// the queue.
+func (q *Queue) Close() {
+	for q.Poll(); q.inflight > 0; q.Poll() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	C.free(unsafe.Pointer(q.cq))
+	q.cq = nil
 }
 
 // beginAsync registers an operation that outlives the call, so Close waits
@@ -151,21 +213,13 @@ func opName(read bool) string {
 	return "write"
 }
 
-//export archipelagoAioDone
-func archipelagoAioDone(tag C.uintptr_t, ret C.int) {
-	i := uint32(tag)
-	op := aioOps.lookup(i)
-	s, done := op.store, op.done
-	err := op.result(int(ret))
-	aioOps.put(op, i)
-	done(err)
-	s.async.Done()
-}
-
 // result turns a completion's return value into Read's or Write's result:
 // a read zero-fills past the bytes the OSD returned, and all of p for a
 // missing object.
 func (op *aioOp) result(ret int) error {
+	if op.sync {
+		return op.err
+	}
 	if op.read {
 		switch {
 		case ret >= 0:

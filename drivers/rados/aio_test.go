@@ -12,34 +12,96 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/archipelago-go/archipelago/drivers"
 	"github.com/archipelago-go/archipelago/drivers/drivertest"
 )
 
-// asyncOnly is a Store whose Read and Write go through StartRead and
-// StartWrite, so the conformance suite checks the asynchronous path.
+// testQueue drives a drivers.Queue as a blocker port does: it sleeps on
+// the queue's wake word until a completion wakes it, then polls.
+type testQueue struct {
+	drivers.Queue
+	word atomic.Uint32
+	// sleeps counts sleeps that a completion ended, timeouts those that
+	// ran out.
+	sleeps, timeouts int
+}
+
+// newQueue returns a queue of s, closed when the test ends.
+func newQueue(t testing.TB, s *Store) *testQueue {
+	t.Helper()
+	tq := &testQueue{}
+	q, err := s.NewQueue(&tq.word)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tq.Queue = q
+	t.Cleanup(q.Close)
+	return tq
+}
+
+// waitUntil polls until cond holds, sleeping on the wake word in between
+// for at most limit at a time; it gives up after testTimeout and more.
+func (tq *testQueue) waitUntil(cond func() bool, limit time.Duration) error {
+	deadline := time.Now().Add(testTimeout + 5*time.Second)
+	for tq.Poll(); !cond(); tq.Poll() {
+		if time.Now().After(deadline) {
+			return errors.New("no completion came")
+		}
+		tq.word.Store(1)
+		if tq.Ready() {
+			tq.word.Store(0)
+			continue
+		}
+		ts := unix.NsecToTimespec(int64(limit))
+		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&tq.word)), 0 /* FUTEX_WAIT */, 1, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		if tq.word.Swap(0) == 1 {
+			tq.timeouts++
+		} else {
+			tq.sleeps++
+		}
+	}
+	return nil
+}
+
+// asyncOnly is a Store whose Read and Write go through a Queue, so the
+// conformance suite checks the asynchronous path. The suite calls from
+// many goroutines at once: each call gets a queue of its own.
 type asyncOnly struct {
 	*Store
 	calls atomic.Int64
 }
 
-// wait runs start and waits for the done it was given.
-func (a *asyncOnly) wait(start func(done func(error)) error) error {
+// wait runs start on a new queue and waits for the done it was given.
+func (a *asyncOnly) wait(start func(q drivers.Queue, done func(error)) error) error {
 	a.calls.Add(1)
-	result := make(chan error, 1)
-	if err := start(func(err error) { result <- err }); err != nil {
+	var tq testQueue
+	q, err := a.NewQueue(&tq.word)
+	if err != nil {
 		return err
 	}
-	return <-result
+	defer q.Close()
+	tq.Queue = q
+	var result error
+	ran := false
+	if err := start(q, func(err error) { result, ran = err, true }); err != nil {
+		return err
+	}
+	if err := tq.waitUntil(func() bool { return ran }, time.Second); err != nil {
+		return err
+	}
+	return result
 }
 
 func (a *asyncOnly) Read(ctx context.Context, name string, p []byte, off int64) error {
-	return a.wait(func(done func(error)) error { return a.StartRead(ctx, name, p, off, done) })
+	return a.wait(func(q drivers.Queue, done func(error)) error { return q.StartRead(ctx, name, p, off, done) })
 }
 
 func (a *asyncOnly) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
-	return a.wait(func(done func(error)) error { return a.StartWrite(ctx, name, p, off, flags, done) })
+	return a.wait(func(q drivers.Queue, done func(error)) error { return q.StartWrite(ctx, name, p, off, flags, done) })
 }
 
 // TestConformanceAsync runs the shared driver suite with every Read and
@@ -69,38 +131,56 @@ func TestConformanceAsync(t *testing.T) {
 	}
 }
 
-// startWait calls StartRead or StartWrite and returns its result, failing
-// the test if done runs on a refused start or never runs.
-func startWait(t *testing.T, start func(done func(error)) error) (startErr, doneErr error) {
+// startWait calls StartRead or StartWrite on q and returns its result,
+// failing the test if done runs on a refused start or never runs.
+func startWait(t *testing.T, q *testQueue, start func(done func(error)) error) (startErr, doneErr error) {
 	t.Helper()
-	result := make(chan error, 2)
-	if err := start(func(err error) { result <- err }); err != nil {
-		select {
-		case <-result:
+	ran := 0
+	if err := start(func(err error) { doneErr = err; ran++ }); err != nil {
+		time.Sleep(10 * time.Millisecond)
+		if q.Poll(); ran != 0 {
 			t.Error("done ran for a start that failed")
-		case <-time.After(100 * time.Millisecond):
 		}
 		return err, nil
 	}
-	select {
-	case err := <-result:
-		return nil, err
-	case <-time.After(testTimeout + 5*time.Second):
-		t.Fatal("done never ran")
-		return nil, nil
+	if err := q.waitUntil(func() bool { return ran > 0 }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ran != 1 {
+		t.Errorf("done ran %d times", ran)
+	}
+	return nil, doneErr
+}
+
+// TestQueueWakes: a completion wakes the queue's poller from its futex
+// sleep, at once rather than at the end of the sleep.
+func TestQueueWakes(t *testing.T) {
+	s := openStore(t, "host-a")
+	q := newQueue(t, s)
+	ctx := context.Background()
+	data := pattern(4096, 2)
+	start := time.Now()
+	for i := range 20 {
+		if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, fmt.Sprintf("w%d", i), data, 0, 0, done) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.timeouts > 0 || q.sleeps == 0 {
+		t.Errorf("20 writes: %d sleeps ended by a completion, %d by the 1 s timeout (%v in all)", q.sleeps, q.timeouts, time.Since(start))
 	}
 }
 
 func TestAsyncReadWrite(t *testing.T) {
 	s := openStore(t, "host-a")
+	q := newQueue(t, s)
 	ctx := context.Background()
 	data := pattern(10000, 1)
-	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "obj", data, 4093, drivers.WriteFUA, done) }); err != nil {
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 4093, drivers.WriteFUA, done) }); err != nil {
 		t.Fatalf("StartWrite: %v", err)
 	}
 	// Across the start, the data and past the end, into a dirty buffer.
 	got := pattern(20000, 9)
-	if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, "obj", got, 4000, done) }); err != nil {
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "obj", got, 4000, done) }); err != nil {
 		t.Fatalf("StartRead: %v", err)
 	}
 	want := make([]byte, 20000)
@@ -114,7 +194,7 @@ func TestAsyncReadWrite(t *testing.T) {
 		off  int64
 	}{{"obj", 1 << 20}, {"missing", 0}} {
 		got := pattern(4096, 3)
-		if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, tc.name, got, tc.off, done) }); err != nil {
+		if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, tc.name, got, tc.off, done) }); err != nil {
 			t.Fatalf("StartRead %s at %d: %v", tc.name, tc.off, err)
 		}
 		if !bytes.Equal(got, make([]byte, 4096)) {
@@ -122,7 +202,7 @@ func TestAsyncReadWrite(t *testing.T) {
 		}
 	}
 	// A write of nothing succeeds and creates nothing.
-	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "empty", nil, 0, drivers.WriteFlush, done) }); err != nil {
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "empty", nil, 0, drivers.WriteFlush, done) }); err != nil {
 		t.Fatalf("empty StartWrite: %v", err)
 	}
 	if _, err := s.Size(ctx, "empty"); !errors.Is(err, drivers.ErrNotFound) {
@@ -134,13 +214,14 @@ func TestAsyncReadWrite(t *testing.T) {
 // (on the synchronous path) and still round-trip.
 func TestAsyncLarge(t *testing.T) {
 	s := openStore(t, "host-a")
+	q := newQueue(t, s)
 	ctx := context.Background()
 	data := pattern(maxIOBytes+5000, 4)
-	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "big", data, 100, 0, done) }); err != nil {
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "big", data, 100, 0, done) }); err != nil {
 		t.Fatalf("StartWrite: %v", err)
 	}
 	got := make([]byte, len(data)+100)
-	if _, err := startWait(t, func(done func(error)) error { return s.StartRead(ctx, "big", got, 0, done) }); err != nil {
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "big", got, 0, done) }); err != nil {
 		t.Fatalf("StartRead: %v", err)
 	}
 	if !bytes.Equal(got[:100], make([]byte, 100)) || !bytes.Equal(got[100:], data) {
@@ -156,6 +237,7 @@ func TestAsyncLarge(t *testing.T) {
 // through done with its errno.
 func TestAsyncErrors(t *testing.T) {
 	s := openStore(t, "host-a")
+	q := newQueue(t, s)
 	ctx := context.Background()
 	buf := make([]byte, 16)
 	cancelled, cancel := context.WithCancel(ctx)
@@ -165,59 +247,64 @@ func TestAsyncErrors(t *testing.T) {
 		start func(done func(error)) error
 		want  error
 	}{
-		{"read bad name", func(done func(error)) error { return s.StartRead(ctx, "a/b", buf, 0, done) }, drivers.ErrInvalidName},
-		{"write bad name", func(done func(error)) error { return s.StartWrite(ctx, "", buf, 0, 0, done) }, drivers.ErrInvalidName},
-		{"read negative offset", func(done func(error)) error { return s.StartRead(ctx, "x", buf, -1, done) }, drivers.ErrInvalidRange},
-		{"write negative offset", func(done func(error)) error { return s.StartWrite(ctx, "x", buf, -1, 0, done) }, drivers.ErrInvalidRange},
-		{"cancelled", func(done func(error)) error { return s.StartWrite(cancelled, "x", buf, 0, 0, done) }, context.Canceled},
+		{"read bad name", func(done func(error)) error { return q.StartRead(ctx, "a/b", buf, 0, done) }, drivers.ErrInvalidName},
+		{"write bad name", func(done func(error)) error { return q.StartWrite(ctx, "", buf, 0, 0, done) }, drivers.ErrInvalidName},
+		{"read negative offset", func(done func(error)) error { return q.StartRead(ctx, "x", buf, -1, done) }, drivers.ErrInvalidRange},
+		{"write negative offset", func(done func(error)) error { return q.StartWrite(ctx, "x", buf, -1, 0, done) }, drivers.ErrInvalidRange},
+		{"cancelled", func(done func(error)) error { return q.StartWrite(cancelled, "x", buf, 0, 0, done) }, context.Canceled},
 	} {
-		startErr, _ := startWait(t, tc.start)
+		startErr, _ := startWait(t, q, tc.start)
 		if !errors.Is(startErr, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.what, startErr, tc.want)
 		}
 	}
 	// Past the OSD's largest object (osd_max_object_size, 128 MiB).
-	startErr, doneErr := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "huge", buf, 1<<40, 0, done) })
+	startErr, doneErr := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "huge", buf, 1<<40, 0, done) })
 	if startErr != nil || !errors.Is(doneErr, syscall.EFBIG) {
 		t.Errorf("write at 1 TiB: start %v, done %v; want done EFBIG", startErr, doneErr)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	startErr, _ = startWait(t, func(done func(error)) error { return s.StartRead(ctx, "x", buf, 0, done) })
+	startErr, _ = startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "x", buf, 0, done) })
 	if !errors.Is(startErr, ErrClosed) {
 		t.Errorf("StartRead after Close: %v, want ErrClosed", startErr)
 	}
 }
 
-// TestAsyncClose: Close waits until every operation in flight has run its
-// done.
+// TestAsyncClose: a queue's Close waits until every operation in flight
+// has run its done; the store closes after it.
 func TestAsyncClose(t *testing.T) {
 	needCluster(t)
 	s, err := Open(Config{ConfFile: testConf, Pool: testPool, Namespace: freshNamespace(t), Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var word atomic.Uint32
+	q, err := s.NewQueue(&word)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 200
-	var doneCount atomic.Int64
-	var failed atomic.Int64
+	var doneCount, failed int
 	data := pattern(4096, 5)
 	for i := range n {
-		err := s.StartWrite(context.Background(), fmt.Sprintf("o%d", i), data, 0, 0, func(err error) {
+		err := q.StartWrite(context.Background(), fmt.Sprintf("o%d", i), data, 0, 0, func(err error) {
 			if err != nil {
-				failed.Add(1)
+				failed++
 			}
-			doneCount.Add(1)
+			doneCount++
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	q.Close()
+	if doneCount != n || failed != 0 {
+		t.Fatalf("after Close: %d of %d done, %d failed", doneCount, n, failed)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if got := doneCount.Load(); got != n || failed.Load() != 0 {
-		t.Fatalf("after Close: %d of %d done, %d failed", got, n, failed.Load())
 	}
 }
 
@@ -227,19 +314,25 @@ func TestAsyncDeadCluster(t *testing.T) {
 	const timeout = 2 * time.Second
 	s, _, kill := doomedStore(t, timeout)
 	ctx := context.Background()
-	if _, err := startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
+	var queues []*testQueue
+	for range 8 {
+		queues = append(queues, newQueue(t, s))
+	}
+	q := queues[0]
+	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
 		t.Fatalf("write while alive: %v", err)
 	}
 	kill()
 	var wg sync.WaitGroup
 	for i := range 8 {
+		q := queues[i]
 		wg.Go(func() {
 			start := time.Now()
 			var startErr, doneErr error
 			if i%2 == 0 {
-				startErr, doneErr = startWait(t, func(done func(error)) error { return s.StartWrite(ctx, "x", []byte("dead"), 0, 0, done) })
+				startErr, doneErr = startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("dead"), 0, 0, done) })
 			} else {
-				startErr, doneErr = startWait(t, func(done func(error)) error { return s.StartRead(ctx, "x", make([]byte, 5), 0, done) })
+				startErr, doneErr = startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "x", make([]byte, 5), 0, done) })
 			}
 			took := time.Since(start)
 			if startErr != nil || !errors.Is(doneErr, syscall.ETIMEDOUT) {

@@ -145,34 +145,39 @@ func driverPhase(t *testing.T, d time.Duration, op func(i int64) error) float64 
 }
 
 // asyncPhase keeps benchDepth operations in flight on the asynchronous
-// path for d and returns ops/s. start(i, slot, done) starts operation i in
-// slot (0 to benchDepth-1), which no other operation in flight uses.
-func asyncPhase(t *testing.T, d time.Duration, start func(i int64, slot int, done func(error)) error) float64 {
+// path for d, polling q as a blocker port does, and returns ops/s.
+// start(i, slot, done) starts operation i on q in slot (0 to
+// benchDepth-1), which no other operation in flight uses.
+func asyncPhase(t *testing.T, d time.Duration, q *testQueue, start func(i int64, slot int, done func(error)) error) float64 {
 	t.Helper()
-	type result struct {
-		slot int
-		err  error
-	}
-	free := make(chan result, benchDepth)
+	free := make([]int, 0, benchDepth)
 	for slot := range benchDepth {
-		free <- result{slot: slot}
+		free = append(free, slot)
 	}
+	var failed error
 	began := time.Now()
 	deadline := began.Add(d)
 	var n int64
 	for ; time.Now().Before(deadline); n++ {
-		r := <-free
-		if r.err != nil {
-			t.Fatal(r.err)
+		if err := q.waitUntil(func() bool { return len(free) > 0 }, time.Second); err != nil {
+			t.Fatal(err)
 		}
-		if err := start(n, r.slot, func(err error) { free <- result{r.slot, err} }); err != nil {
+		slot := free[len(free)-1]
+		free = free[:len(free)-1]
+		if err := start(n, slot, func(err error) {
+			if err != nil {
+				failed = err
+			}
+			free = append(free, slot)
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for range benchDepth {
-		if r := <-free; r.err != nil {
-			t.Fatal(r.err)
-		}
+	if err := q.waitUntil(func() bool { return len(free) == benchDepth }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if failed != nil {
+		t.Fatal(failed)
 	}
 	return float64(n) / time.Since(began).Seconds()
 }
@@ -215,18 +220,19 @@ func TestCompareRadosBench(t *testing.T) {
 		t.Logf("cleanup: %v", err)
 	}
 	// The asynchronous path, from one goroutine.
+	q := newQueue(t, s)
 	written.Store(0)
-	aioWrite := asyncPhase(t, d, func(i int64, _ int, done func(error)) error {
+	aioWrite := asyncPhase(t, d, q, func(i int64, _ int, done func(error)) error {
 		written.Add(1)
-		return s.StartWrite(ctx, "aio-"+strconv.FormatInt(i, 10), data, 0, 0, done)
+		return q.StartWrite(ctx, "aio-"+strconv.FormatInt(i, 10), data, 0, 0, done)
 	})
 	objects = int(written.Load())
 	bufs := make([][]byte, benchDepth)
 	for i := range bufs {
 		bufs[i] = make([]byte, benchObjectBytes)
 	}
-	aioRead := asyncPhase(t, d, func(_ int64, slot int, done func(error)) error {
-		return s.StartRead(ctx, "aio-"+strconv.Itoa(rand.IntN(objects)), bufs[slot], 0, done)
+	aioRead := asyncPhase(t, d, q, func(_ int64, slot int, done func(error)) error {
+		return q.StartRead(ctx, "aio-"+strconv.Itoa(rand.IntN(objects)), bufs[slot], 0, done)
 	})
 	if _, err := runDepth(int64(objects), nil, func(i int64) error {
 		return s.Delete(ctx, "aio-"+strconv.FormatInt(i, 10))

@@ -32,17 +32,18 @@
 // Concurrency: a Store is safe for concurrent use. librados I/O contexts are
 // thread-safe, so all goroutines share one; each synchronous call blocks one
 // OS thread in cgo until the OSD answers, so N goroutines give N operations
-// in flight. StartRead and StartWrite (drivers.AsyncStore) are the
-// asynchronous path that go-ceph lacks: a small cgo binding of
-// rados_aio_read and rados_aio_write (aio.c) whose completion calls back
-// into Go on librados' finisher thread, so N operations in flight need no
-// thread each and no hand-off to another thread when they complete. The
-// blocker peer serves READ and WRITE through it (radosd).
+// in flight. A Queue (drivers.AsyncStore) is the asynchronous path that
+// go-ceph lacks: a small cgo binding of rados_aio_read and rados_aio_write
+// (aio.c) whose completions librados' finisher thread pushes onto a C
+// stack, waking the poller's futex word; the poller's Poll runs the done
+// callbacks. N operations in flight need no thread each, and no Go code
+// runs on a librados thread. The blocker peer serves READ and WRITE
+// through it (radosd).
 //
 // Timeouts: librados waits forever by default. Open sets
 // rados_osd_op_timeout, rados_mon_op_timeout and client_mount_timeout to
 // Config.Timeout, so a dead or unreachable cluster gives an error wrapping
-// syscall.ETIMEDOUT instead of a hang; the asynchronous path's callbacks
+// syscall.ETIMEDOUT instead of a hang; the asynchronous path's completions
 // get the same error. A context only bounds waits inside
 // the driver (lock retries) and is checked before each call: librados calls
 // cannot be interrupted once issued.

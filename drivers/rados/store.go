@@ -61,8 +61,7 @@ type Store struct {
 	// background tracks lock-release notifications still in flight, so
 	// Close does not destroy the I/O context under them.
 	background sync.WaitGroup
-	// async tracks StartRead and StartWrite operations in flight, for the
-	// same reason.
+	// async tracks Queue operations in flight, for the same reason.
 	async sync.WaitGroup
 	// watches are the watches of waiting Lock calls; Close removes those
 	// left, as librados wants before the I/O context goes.
@@ -148,8 +147,9 @@ func errnoErr(err error) error {
 func (s *Store) Config() Config { return s.cfg }
 
 // Close waits for calls in progress, asynchronous reads and writes in
-// flight (their callbacks run first, so a callback must not call Close)
-// and lock-release notifications in flight, then releases the I/O context
+// flight (close their Queues first: a queue's operations count as in
+// flight until its Poll or Close has run their done) and lock-release
+// notifications in flight, then releases the I/O context
 // and the connection. Calls made after Close fail with ErrClosed, and so
 // does a Lock still waiting. Locks held stay held: they belong to the
 // owner, not to the connection.

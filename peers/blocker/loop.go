@@ -3,6 +3,8 @@ package blocker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -21,12 +23,13 @@ func (b *Blocker) Async() bool {
 // Loop returns a peers.Loop (for peers.RunLoop) that serves the ports as
 // peers.Server with b as the handler would, up to inflight requests at
 // once per port, except for READ and WRITE when the store is a
-// drivers.AsyncStore: one goroutine per port accepts requests and starts
-// those on the store's asynchronous path, and the store's completion
-// answers them, on whatever thread it runs. Requests in flight are then
-// backend operations in flight, not goroutines each holding an OS thread
-// in a blocking call, and no request waits for a hand-off between
-// goroutines. Every other request (and a zero-size WRITE, a flush) runs
+// drivers.AsyncStore: one goroutine per port accepts requests, starts
+// those through a drivers.Queue of its own, and answers them as the
+// queue's completions come in, which wake the port like a new request.
+// Requests in flight are then backend operations in flight, not
+// goroutines each holding an OS thread in a blocking call; one thread
+// accepts, starts and answers, with no hand-off between threads in
+// between. Every other request (and a zero-size WRITE, a flush) runs
 // Serve on a goroutine of its own.
 //
 // When ctx ends, Loop stops accepting, interrupts the ports, waits until
@@ -41,11 +44,10 @@ func (b *Blocker) Loop(inflight int, log *logrus.Entry) peers.Loop {
 		defer peers.InterruptWhenDone(ctx, ports)()
 		var wg sync.WaitGroup
 		for _, p := range ports {
-			ap := &asyncPort{b: b, port: p, log: log, slots: make(chan struct{}, inflight)}
+			ap := &asyncPort{b: b, port: p, log: log, inflight: int64(inflight)}
 			if ap.log != nil {
 				ap.log = ap.log.WithField("port", p.Number())
 			}
-			ap.async, _ = b.store.(drivers.AsyncStore)
 			wg.Go(func() { ap.run(ctx) })
 		}
 		wg.Wait()
@@ -55,50 +57,66 @@ func (b *Blocker) Loop(inflight int, log *logrus.Entry) peers.Loop {
 // asyncPort serves one port for Loop.
 type asyncPort struct {
 	b     *Blocker
-	async drivers.AsyncStore // nil: every request runs Serve
+	queue drivers.Queue // nil: every request runs Serve
+	ready func() bool   // the queue's Ready, or nil
 	port  *xseg.Port
 	log   *logrus.Entry
-	// slots holds a token per request accepted and not yet answered.
-	slots    chan struct{}
-	answered sync.WaitGroup
+	// inflight bounds unanswered, the requests accepted and not yet
+	// answered; only run adds to it.
+	inflight   int64
+	unanswered atomic.Int64
 }
 
+// fullPause is how long a port with inflight requests unanswered sleeps
+// before it looks for completions again.
+const fullPause = 50 * time.Microsecond
+
 func (ap *asyncPort) run(ctx context.Context) {
-	defer ap.answered.Wait()
-	for {
-		select {
-		case ap.slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+	if async, ok := ap.b.store.(drivers.AsyncStore); ok {
+		q, err := async.NewQueue(ap.port.WakeWord())
+		if err != nil {
+			if ap.log != nil {
+				ap.log.WithError(err).Warn("no asynchronous queue: serving every request on a goroutine")
+			}
+		} else {
+			ap.queue, ap.ready = q, q.Ready
+			defer q.Close()
 		}
-		r, ok := ap.next(ctx)
+	}
+	for ctx.Err() == nil && !ap.port.Interrupted() {
+		ap.poll()
+		if ap.unanswered.Load() >= ap.inflight {
+			time.Sleep(fullPause)
+			continue
+		}
+		r, ok := ap.port.Accept()
 		if !ok {
-			<-ap.slots
-			return
+			ap.port.WaitFor(0, ap.ready)
+			continue
 		}
-		ap.answered.Add(1)
+		ap.unanswered.Add(1)
 		if !ap.start(r) {
 			go ap.serve(ctx, r)
 		}
 	}
+	// Drain: every accepted request gets its answer.
+	for ap.poll(); ap.unanswered.Load() > 0; ap.poll() {
+		time.Sleep(fullPause)
+	}
 }
 
-// next waits for and accepts a request; false once the peer drains.
-func (ap *asyncPort) next(ctx context.Context) (xseg.Request, bool) {
-	for !ap.port.Interrupted() && ctx.Err() == nil {
-		if r, ok := ap.port.Accept(); ok {
-			return r, true
-		}
-		ap.port.Wait(0)
+// poll answers the requests whose operations completed.
+func (ap *asyncPort) poll() {
+	if ap.queue != nil {
+		ap.queue.Poll()
 	}
-	return xseg.Request{}, false
 }
 
 // start starts a READ or WRITE on the asynchronous path, or answers it at
 // once when it is invalid; false leaves the request to serve.
 func (ap *asyncPort) start(r xseg.Request) bool {
 	op := r.Op()
-	if ap.async == nil || (op != xseg.OpRead && op != xseg.OpWrite) {
+	if ap.queue == nil || (op != xseg.OpRead && op != xseg.OpWrite) {
 		return false
 	}
 	name := r.TargetString()
@@ -127,9 +145,9 @@ func (ap *asyncPort) start(r xseg.Request) bool {
 	}
 	// Draining must not cut accepted I/O short: no ctx.
 	if op == xseg.OpRead {
-		err = ap.async.StartRead(context.Background(), name, p, off, done)
+		err = ap.queue.StartRead(context.Background(), name, p, off, done)
 	} else {
-		err = ap.async.StartWrite(context.Background(), name, p, off, writeFlags(r.Flags()), done)
+		err = ap.queue.StartWrite(context.Background(), name, p, off, writeFlags(r.Flags()), done)
 	}
 	if err != nil {
 		ap.respond(r, describe(op, name, err))
@@ -143,10 +161,9 @@ func (ap *asyncPort) serve(ctx context.Context, r xseg.Request) {
 	ap.respond(r, peers.ServeRecovered(ctx, ap.b, r, ap.log))
 }
 
-// respond answers r as peers.Server does (peers.Answer) and frees the
-// request's slot.
+// respond answers r as peers.Server does (peers.Answer) and counts it
+// answered.
 func (ap *asyncPort) respond(r xseg.Request, err error) {
 	peers.Answer(ap.port, ap.log, r, err)
-	<-ap.slots
-	ap.answered.Done()
+	ap.unanswered.Add(-1)
 }

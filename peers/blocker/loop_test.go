@@ -21,11 +21,14 @@ import (
 // asyncStats counts what went through an asyncStore's asynchronous path.
 type asyncStats struct {
 	reads, writes atomic.Int64
+	// running counts operations started and not yet completed; peak is
+	// its highest value.
+	running, peak atomic.Int64
 }
 
 // asyncStore gives a store an asynchronous path: each StartRead or
-// StartWrite runs the synchronous call on a goroutine of its own, after
-// delay, and hands done its result, or err when set.
+// StartWrite of its queues runs the synchronous call on a goroutine of its
+// own, after delay, and queues done with its result, or err when set.
 type asyncStore struct {
 	drivers.Store
 	stats *asyncStats
@@ -35,36 +38,79 @@ type asyncStore struct {
 	refuse error
 }
 
-func (s *asyncStore) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
-	if s.refuse != nil {
-		return s.refuse
+func (s *asyncStore) NewQueue(wake *atomic.Uint32) (drivers.Queue, error) {
+	return &asyncQueue{s: s, wake: wake}, nil
+}
+
+// asyncQueue is asyncStore's drivers.Queue.
+type asyncQueue struct {
+	s        *asyncStore
+	wake     *atomic.Uint32
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	done     []func()
+	ready    atomic.Bool
+}
+
+func (q *asyncQueue) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
+	if q.s.refuse != nil {
+		return q.s.refuse
 	}
-	s.stats.reads.Add(1)
-	go func() {
-		time.Sleep(s.delay)
-		if s.err != nil {
-			done(s.err)
-			return
-		}
-		done(s.Read(ctx, name, p, off))
-	}()
+	q.s.stats.reads.Add(1)
+	q.run(done, func() error { return q.s.Read(ctx, name, p, off) })
 	return nil
 }
 
-func (s *asyncStore) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
-	if s.refuse != nil {
-		return s.refuse
+func (q *asyncQueue) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
+	if q.s.refuse != nil {
+		return q.s.refuse
 	}
-	s.stats.writes.Add(1)
-	go func() {
-		time.Sleep(s.delay)
-		if s.err != nil {
-			done(s.err)
-			return
-		}
-		done(s.Write(ctx, name, p, off, flags))
-	}()
+	q.s.stats.writes.Add(1)
+	q.run(done, func() error { return q.s.Write(ctx, name, p, off, flags) })
 	return nil
+}
+
+// run runs op on a goroutine after the store's delay, queues done with
+// its result and wakes the poller.
+func (q *asyncQueue) run(done func(error), op func() error) {
+	q.inflight.Add(1)
+	stats := q.s.stats
+	n := stats.running.Add(1)
+	for p := stats.peak.Load(); n > p && !stats.peak.CompareAndSwap(p, n); p = stats.peak.Load() {
+	}
+	go func() {
+		defer q.inflight.Done()
+		time.Sleep(q.s.delay)
+		err := q.s.err
+		if err == nil {
+			err = op()
+		}
+		stats.running.Add(-1)
+		q.mu.Lock()
+		q.done = append(q.done, func() { done(err) })
+		q.ready.Store(true)
+		q.mu.Unlock()
+		xseg.Wake(q.wake)
+	}()
+}
+
+func (q *asyncQueue) Ready() bool { return q.ready.Load() }
+
+func (q *asyncQueue) Poll() int {
+	q.mu.Lock()
+	done := q.done
+	q.done = nil
+	q.ready.Store(false)
+	q.mu.Unlock()
+	for _, d := range done {
+		d()
+	}
+	return len(done)
+}
+
+func (q *asyncQueue) Close() {
+	q.inflight.Wait()
+	q.Poll()
 }
 
 // TestLoop runs this package's request tests through Blocker.Loop over a
@@ -187,6 +233,9 @@ func TestLoopInflight(t *testing.T) {
 	// take 600 ms.
 	if d := time.Since(start); d > 12*delay {
 		t.Errorf("12 writes took %v: not 4 in flight", d)
+	}
+	if p := stats.peak.Load(); p != 4 {
+		t.Errorf("%d operations in flight at most, want the bound of 4", p)
 	}
 	for i := range n {
 		rep := c.MustDo(t, peertest.Req{Op: xseg.OpRead, Target: fmt.Sprintf("o%d", i), Size: 512})

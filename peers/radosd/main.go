@@ -74,8 +74,9 @@ func run(args []string) error {
 		p.Log().WithField("pool", rc.Pool).WithField("namespace", rc.Namespace).WithField("owner", b.Owner()).
 			WithField("connect", time.Since(start).Round(time.Millisecond).String()).Info("connected to the cluster")
 		// READ and WRITE go through librados aio: requests in flight are
-		// librados operations in flight, answered from their completions
-		// on librados' thread. Other requests run on a goroutine each.
+		// librados operations in flight, answered by the port's goroutine
+		// as their completions come in. Other requests run on a goroutine
+		// each.
 		loop := b.Loop(cfg.Inflight, p.Log())
 		return func(ctx context.Context, ports []*xseg.Port) {
 			loop(ctx, ports)
