@@ -166,7 +166,7 @@ func (p *Port) WaitFor(timeout time.Duration, ready func() bool) {
 	if spin := time.Duration(p.spin.Load()); spin > 0 {
 		begin := time.Now()
 		for i := 1; ; i++ {
-			if p.pending() || (ready != nil && ready()) {
+			if p.ready(ready) {
 				return
 			}
 			if i%64 == 0 {
