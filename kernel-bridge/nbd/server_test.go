@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -436,4 +439,55 @@ func TestBackendErrors(t *testing.T) {
 	if r := c.readReply(0); r.errno != uint32(syscall.ENOTSUP) {
 		t.Fatalf("fast zero: %v", r)
 	}
+}
+
+// TestUnixSendBuffer: a unix-socket connection gets a send buffer that
+// holds a whole 256 KiB READ reply, where net.core.wmem_max allows one.
+func TestUnixSendBuffer(t *testing.T) {
+	a, b, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	srv := NewServer(newMemBackend(), Config{Log: testLog()})
+	newConn(srv, a)
+	raw, err := a.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var serr error
+	raw.Control(func(fd uintptr) { got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	want := 256<<10 + 64
+	if data, err := os.ReadFile("/proc/sys/net/core/wmem_max"); err == nil {
+		if max, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			want = min(want, 2*max)
+		}
+	}
+	if got < want {
+		t.Errorf("SO_SNDBUF %d, want %d", got, want)
+	}
+}
+
+// socketPair returns the two ends of a connected unix stream socket pair.
+func socketPair() (*net.UnixConn, *net.UnixConn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns [2]*net.UnixConn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		conns[i] = c.(*net.UnixConn)
+	}
+	return conns[0], conns[1], nil
 }
