@@ -67,9 +67,14 @@ type asyncPort struct {
 	unanswered atomic.Int64
 }
 
-// fullPause is how long a port with inflight requests unanswered sleeps
-// before it looks for completions again.
-const fullPause = 50 * time.Microsecond
+// A port with inflight requests unanswered sleeps fullPause before it
+// looks for answers again, twice as long each time up to maxFullPause
+// while it stays full: operations on the queue complete in microseconds to
+// milliseconds, a blocking ACQUIRE on a goroutine may wait for minutes.
+const (
+	fullPause    = 50 * time.Microsecond
+	maxFullPause = 5 * time.Millisecond
+)
 
 func (ap *asyncPort) run(ctx context.Context) {
 	if async, ok := ap.b.store.(drivers.AsyncStore); ok {
@@ -83,12 +88,15 @@ func (ap *asyncPort) run(ctx context.Context) {
 			defer q.Close()
 		}
 	}
+	pause := fullPause
 	for ctx.Err() == nil && !ap.port.Interrupted() {
 		ap.poll()
 		if ap.unanswered.Load() >= ap.inflight {
-			time.Sleep(fullPause)
+			time.Sleep(pause)
+			pause = min(2*pause, maxFullPause)
 			continue
 		}
+		pause = fullPause
 		r, ok := ap.port.Accept()
 		if !ok {
 			ap.port.WaitFor(0, ap.ready)
