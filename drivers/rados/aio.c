@@ -31,6 +31,10 @@ static void wake(uint32_t *word)
 static void push(struct archipelago_aio_node *n)
 {
 	struct archipelago_cq *cq = n->cq;
+	// Once the node is on the stack the poller may take it and close the
+	// queue: pushing counts until this thread is done with cq and the
+	// word, and the poller's close waits for it to drop to 0.
+	__atomic_add_fetch(&cq->pushing, 1, __ATOMIC_SEQ_CST);
 	n->next = __atomic_load_n(&cq->head, __ATOMIC_RELAXED);
 	while (!__atomic_compare_exchange_n(&cq->head, &n->next, n, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		;
@@ -38,6 +42,7 @@ static void push(struct archipelago_aio_node *n)
 	// full barriers: either the poller sees the push, or this sees 1.
 	if (cq->wake)
 		wake(cq->wake);
+	__atomic_sub_fetch(&cq->pushing, 1, __ATOMIC_RELEASE);
 }
 
 static void aio_complete(rados_completion_t c, void *arg)

@@ -182,10 +182,13 @@ func (q *Queue) Poll() int {
 }
 
 // Close waits for the operations in flight, running their done, and frees
-// the queue.
+// the queue once no librados thread touches it or the wake word any more.
 func (q *Queue) Close() {
 	for q.Poll(); q.inflight > 0; q.Poll() {
 		time.Sleep(100 * time.Microsecond)
+	}
+	for atomic.LoadUint32((*uint32)(unsafe.Pointer(&q.cq.pushing))) != 0 {
+		time.Sleep(10 * time.Microsecond)
 	}
 	C.free(unsafe.Pointer(q.cq))
 	q.cq = nil

@@ -22,6 +22,9 @@ struct archipelago_cq {
 	// from 1 to 0 and wakes its sleepers (FUTEX_WAKE, not private: the
 	// word may live in a mapping shared between processes).
 	uint32_t *wake;
+	// pushing counts the threads between the start of a push and their
+	// last touch of the queue and the word.
+	uint32_t pushing;
 };
 
 // archipelago_done is one completion taken from a queue.
