@@ -57,6 +57,9 @@ type Queue struct {
 	free     []uint32
 	inflight int
 	taken    [64]C.struct_archipelago_done
+	// pin keeps the wake word where C writes it, should it be in the Go
+	// heap (a test's); a word in a shared segment needs nothing.
+	pin runtime.Pinner
 }
 
 // NewQueue returns a queue whose completions wake wake (see
@@ -71,8 +74,12 @@ func (s *Store) NewQueue(wake *atomic.Uint32) (drivers.Queue, error) {
 	if cq == nil {
 		return nil, syscall.ENOMEM
 	}
-	cq.wake = (*C.uint32_t)(unsafe.Pointer(wake))
-	return &Queue{s: s, cq: cq}, nil
+	q := &Queue{s: s, cq: cq}
+	if wake != nil {
+		q.pin.Pin(wake)
+		cq.wake = (*C.uint32_t)(unsafe.Pointer(wake))
+	}
+	return q, nil
 }
 
 // StartRead starts a Read and returns at once; done gets its result from a
@@ -192,6 +199,7 @@ func (q *Queue) Close() {
 	}
 	C.free(unsafe.Pointer(q.cq))
 	q.cq = nil
+	q.pin.Unpin()
 }
 
 // beginAsync registers an operation that outlives the call, so Close waits
