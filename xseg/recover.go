@@ -135,11 +135,11 @@ func (s *Segment) reclaimStranded(n uint32, candidates []uint32) int {
 		if sl.holder.Load() != n {
 			continue
 		}
-		for _, st := range []uint32{slotQueued, slotReplied} {
-			if sl.state.CompareAndSwap(st, slotServing) {
-				s.failBackParent(i)
-				count++
-			}
+		// One or the other: once failed back, the slot is the next hop's,
+		// possibly already replied there, and must not be taken again.
+		if sl.state.CompareAndSwap(slotQueued, slotServing) || sl.state.CompareAndSwap(slotReplied, slotServing) {
+			s.failBackParent(i)
+			count++
 		}
 	}
 	return count

@@ -595,3 +595,39 @@ func TestChildrenKeepParentBuffer(t *testing.T) {
 		t.Fatalf("%d free slots, %d free buffer bytes", rep.FreeRequests, rep.BufferFree)
 	}
 }
+
+// TestStrandedFailsBackOnce: a request its dead server popped off the ring
+// but never claimed is failed back to its client exactly once, and its
+// slot stays the client's until the client puts it back.
+func TestStrandedFailsBackOnce(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	server, _ := s.Bind(2)
+	client, _ := s.BindDynamic()
+	r, _ := client.Get()
+	r.Prepare(OpWrite, "obj", 4096)
+	if err := client.Submit(r, 2); err != nil {
+		t.Fatal(err)
+	}
+	// The server takes it off its ring and dies before it claims it.
+	if _, ok := server.rings.requests.Pop(); !ok {
+		t.Fatal("nothing queued")
+	}
+	if _, ok := s.recoverPort(2, s.port(2).owner.Load()); !ok {
+		t.Fatal("port 2 not recovered")
+	}
+	client.Wait(time.Second)
+	got, ok := client.Receive()
+	if !ok || !errors.Is(got.Err(), ErrPeerDied) {
+		t.Fatalf("reply: ok %v, err %v; want ErrPeerDied", ok, got.Err())
+	}
+	if _, again := client.Receive(); again {
+		t.Fatal("a second reply")
+	}
+	if free := s.Report(false).FreeRequests; free != int(testGeometry.Requests)-1 {
+		t.Fatalf("%d free slots while the client holds its reply, want %d", free, testGeometry.Requests-1)
+	}
+	client.Put(got)
+	if free := s.Report(false).FreeRequests; free != int(testGeometry.Requests) {
+		t.Fatalf("%d free slots at the end, want %d", free, testGeometry.Requests)
+	}
+}
