@@ -107,32 +107,18 @@ func (q *Queue) start(ctx context.Context, name string, p []byte, off int64, rea
 	}
 	op, i := q.get()
 	op.name, op.p, op.read, op.done = name, p, read, done
-	if op.sync = len(p) == 0 || len(p) > maxIOBytes; op.sync {
-		node := C.archipelago_cq_node(q.cq, C.uintptr_t(i))
-		if node == nil {
-			q.put(i)
-			s.async.Done()
-			return retErr(opName(read), name, -int(syscall.ENOMEM))
-		}
-		q.inflight++
-		go func() {
-			if read {
-				op.err = s.read(name, p, off)
-			} else {
-				op.err = s.write(name, p, off)
-			}
-			C.archipelago_cq_push(node, 0)
-		}()
-		return nil
-	}
-	op.pin.Pin(unsafe.SliceData(p))
-	cName := (*C.char)(unsafe.Pointer(unsafe.StringData(name)))
-	cBuf := (*C.char)(unsafe.Pointer(unsafe.SliceData(p)))
 	var ret C.int
-	if read {
-		ret = C.archipelago_aio_read(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+	if op.sync = len(p) == 0 || len(p) > maxIOBytes; op.sync {
+		ret = q.startSync(op, i, off)
 	} else {
-		ret = C.archipelago_aio_write(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+		op.pin.Pin(unsafe.SliceData(p))
+		cName := (*C.char)(unsafe.Pointer(unsafe.StringData(name)))
+		cBuf := (*C.char)(unsafe.Pointer(unsafe.SliceData(p)))
+		if read {
+			ret = C.archipelago_aio_read(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+		} else {
+			ret = C.archipelago_aio_write(s.cIOContext(), q.cq, cName, C.size_t(len(name)), cBuf, C.size_t(len(p)), C.uint64_t(off), C.uintptr_t(i))
+		}
 	}
 	if ret < 0 {
 		q.put(i)
@@ -141,6 +127,26 @@ func (q *Queue) start(ctx context.Context, name string, p []byte, off int64, rea
 	}
 	q.inflight++
 	return nil
+}
+
+// startSync runs op, entry i, with Read's or Write's code on a goroutine
+// of its own, which pushes its completion when done; -ENOMEM when the
+// completion cannot be made.
+func (q *Queue) startSync(op *aioOp, i uint32, off int64) C.int {
+	node := C.archipelago_cq_node(q.cq, C.uintptr_t(i))
+	if node == nil {
+		return -C.int(syscall.ENOMEM)
+	}
+	s, name, p := q.s, op.name, op.p
+	go func() {
+		if op.read {
+			op.err = s.read(name, p, off)
+		} else {
+			op.err = s.write(name, p, off)
+		}
+		C.archipelago_cq_push(node, 0)
+	}()
+	return 0
 }
 
 func (q *Queue) get() (*aioOp, uint32) {
