@@ -2,8 +2,16 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
+	"time"
 )
+
+// ErrNotQueued is returned by a Queue's StartRead or StartWrite for an
+// operation the queue does not take (a size or flags its backend serves
+// better with a blocking call): the caller performs it through the Store
+// instead.
+var ErrNotQueued = errors.New("operation not taken by the queue")
 
 // AsyncStore is a Store that can also start a read or a write and return
 // at once, its result delivered later through a Queue that the caller
@@ -30,7 +38,9 @@ type Queue interface {
 	// for it. On a nil return, done runs exactly once, from a later Poll,
 	// with Read's result, p filled (zeros past the end of the object, and
 	// for a missing one); on an error (an invalid name or range, a closed
-	// store, ctx ended) done never runs. p belongs to the store until done
+	// store, ctx ended, ErrNotQueued) done never runs. An operation started
+	// may wait in the queue until the next Poll, which hands it to the
+	// backend: start a batch, then Poll. p belongs to the store until done
 	// runs: the caller must neither read nor write it in between, and it
 	// may be memory the Go runtime does not manage (a shared mapping).
 	StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error
@@ -47,4 +57,16 @@ type Queue interface {
 	// Close waits for every operation started to complete, running their
 	// done, and releases the queue.
 	Close()
+}
+
+// A Sleeper is a Queue whose completions cannot wake the poller's futex
+// word themselves (io_uring completions): the poller sleeps through Sleep
+// instead of on the word, as long as Sleep reports true.
+type Sleeper interface {
+	// Sleep is called by the poller in place of its futex sleep, with the
+	// word at 1 and nothing ready. It returns once the word is woken, an
+	// operation completes, timeout passes (0: no limit), or earlier (a
+	// signal); false, at once, when the queue has nothing in flight and
+	// the poller sleeps on the word itself.
+	Sleep(timeout time.Duration) bool
 }

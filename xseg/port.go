@@ -160,6 +160,17 @@ func (p *Port) Wait(timeout time.Duration) { p.WaitFor(timeout, nil) }
 // whatever makes it true must then wake the port through WakeWord, as a
 // submitter does.
 func (p *Port) WaitFor(timeout time.Duration, ready func() bool) {
+	p.WaitWith(timeout, ready, nil)
+}
+
+// WaitWith is WaitFor that sleeps through sleep, when not nil, instead of
+// on the wake word: a source of work whose completions cannot wake a
+// futex (io_uring) sleeps where they and the word both end the sleep.
+// sleep is called with the word at 1 after a last look for work; it
+// returns once the word leaves 1, its own work is ready, timeout (0: no
+// limit) passes, or earlier; false, at once, makes WaitWith sleep on the
+// word itself.
+func (p *Port) WaitWith(timeout time.Duration, ready func() bool, sleep func(timeout time.Duration) bool) {
 	if p.ready(ready) {
 		return
 	}
@@ -204,7 +215,9 @@ func (p *Port) WaitFor(timeout time.Duration, ready func() bool) {
 				return
 			}
 		}
-		futexSleep(&p.e.sleeping, 1, left)
+		if sleep == nil || !sleep(left) {
+			futexSleep(&p.e.sleeping, 1, left)
+		}
 		p.e.sleeping.Store(0)
 		// A signal to this thread also ends the sleep: look again.
 		if p.ready(ready) {

@@ -79,7 +79,8 @@ type Store struct {
 	direct  bool
 	oflags  int // extra open flags for object files
 
-	cache *fdCache
+	cache    *fdCache
+	queueing queueSupport
 
 	dirsMu      sync.Mutex
 	pendingDirs map[string]uint64 // directories with entries not yet durable

@@ -2,6 +2,7 @@ package blocker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,12 @@ func (b *Blocker) Async() bool {
 // Requests in flight are then backend operations in flight, not
 // goroutines each holding an OS thread in a blocking call; one thread
 // accepts, starts and answers, with no hand-off between threads in
-// between. Every other request (and a zero-size WRITE, a flush) runs
-// Serve on a goroutine of its own.
+// between. The port accepts every request waiting (up to the bound)
+// before it polls the queue, so a queue that submits in batches gets
+// them. Every other request (and a zero-size WRITE, a flush, and what the
+// queue does not take, drivers.ErrNotQueued) runs Serve: on a goroutine of
+// its own when it may wait (Options.SlowIO, or a request that hands off
+// in Serve), else at once on the port's goroutine, as peers.Server does.
 //
 // When ctx ends, Loop stops accepting, interrupts the ports, waits until
 // every accepted request is answered and returns; it does not close b.
@@ -59,6 +64,8 @@ type asyncPort struct {
 	b     *Blocker
 	queue drivers.Queue // nil: every request runs Serve
 	ready func() bool   // the queue's Ready, or nil
+	// sleep is the queue's Sleep when it is a drivers.Sleeper, or nil.
+	sleep func(time.Duration) bool
 	port  *xseg.Port
 	log   *logrus.Entry
 	// inflight bounds unanswered, the requests accepted and not yet
@@ -85,6 +92,9 @@ func (ap *asyncPort) run(ctx context.Context) {
 			}
 		} else {
 			ap.queue, ap.ready = q, q.Ready
+			if s, ok := q.(drivers.Sleeper); ok {
+				ap.sleep = s.Sleep
+			}
 			defer q.Close()
 		}
 	}
@@ -97,14 +107,26 @@ func (ap *asyncPort) run(ctx context.Context) {
 			continue
 		}
 		pause = fullPause
-		r, ok := ap.port.Accept()
-		if !ok {
-			ap.port.WaitFor(0, ap.ready)
-			continue
+		// Accept what is there before polling: the queue hands the batch
+		// to its backend at once.
+		accepted := false
+		for ap.unanswered.Load() < ap.inflight {
+			r, ok := ap.port.Accept()
+			if !ok {
+				break
+			}
+			accepted = true
+			ap.unanswered.Add(1)
+			switch {
+			case ap.start(r):
+			case ap.b.slowIO || waits(r.Op(), r.Flags(), r.Size()):
+				go ap.serve(ctx, r)
+			default:
+				ap.serve(ctx, r) // quick: a hand-off would cost more
+			}
 		}
-		ap.unanswered.Add(1)
-		if !ap.start(r) {
-			go ap.serve(ctx, r)
+		if !accepted {
+			ap.port.WaitWith(0, ap.ready, ap.sleep)
 		}
 	}
 	// Drain: every accepted request gets its answer.
@@ -156,6 +178,9 @@ func (ap *asyncPort) start(r xseg.Request) bool {
 		err = ap.queue.StartRead(context.Background(), name, p, off, done)
 	} else {
 		err = ap.queue.StartWrite(context.Background(), name, p, off, writeFlags(r.Flags()), done)
+	}
+	if errors.Is(err, drivers.ErrNotQueued) {
+		return false
 	}
 	if err != nil {
 		ap.respond(r, describe(op, name, err))

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/archipelago-go/archipelago/peers"
 	"github.com/archipelago-go/archipelago/peers/blocker"
 	"github.com/archipelago-go/archipelago/tools/cli"
+	"github.com/archipelago-go/archipelago/xseg"
 )
 
 const usage = `Usage: filed --port N [flags]
@@ -25,6 +27,12 @@ hex; locks are files created with link(2), safe on NFS. An existing filed data
 directory is served as it is.
 
 Writes are durable when the request asks (FUA, or a FLUSH after them).
+
+Reads and writes of up to 64 KiB go through an io_uring where the kernel has
+one with futex waits (Linux 6.7 and later) and the file system serves them
+without blocking when it can (ext4 reads, XFS reads and writes; not tmpfs):
+each port submits the requests waiting for it with one system call. Else, or
+with --uring=false, each is a pread or pwrite of its own.
 `
 
 func main() {
@@ -45,6 +53,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.LockDir, "lock-dir", "", "directory for lock files, flat as DIR/NAME_lock (default: in the data tree, as filed does)")
 	fs.IntVar(&opts.FDCache, "fdcache", file.DefaultFDCache, "object files kept open")
 	fs.BoolVar(&opts.DirectIO, "directio", false, "open object files with O_DIRECT, bypassing the page cache")
+	useRing := fs.Bool("uring", true, "submit small reads and writes in batches through io_uring where the kernel and file system can")
 	if err := cfg.Parse(fs, args, usage); err != nil {
 		return err
 	}
@@ -55,7 +64,7 @@ func run(args []string) error {
 	} else if _, err := os.Stat(*dataDir); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("data directory %s does not exist: create it, or pass another --data-dir", *dataDir)
 	}
-	return peers.Run(cfg, func(p *peers.Peer) (peers.Handler, error) {
+	return peers.RunLoop(cfg, func(p *peers.Peer) (peers.Loop, error) {
 		bopts := bf.Options(cfg.Ports[0])
 		bopts.SlowIO = opts.DirectIO // no page cache: every read and write waits
 		opts.Owner = bopts.Owner
@@ -68,9 +77,25 @@ func run(args []string) error {
 			store.Close()
 			return nil, err
 		}
-		p.Log().WithField("data_dir", store.Dir()).WithField("owner", b.Owner()).
-			WithField("directio", opts.DirectIO).Info("file store open")
-		return b, nil
+		log := p.Log().WithField("data_dir", store.Dir()).WithField("owner", b.Owner()).
+			WithField("directio", opts.DirectIO)
+		loop := b.Loop(cfg.Inflight, p.Log())
+		if err := store.QueueSupported(); err != nil || !*useRing {
+			if *useRing {
+				log = log.WithField("uring", err.Error())
+			}
+			srv := &peers.Server{Handler: b, Inflight: cfg.Inflight, Log: p.Log()}
+			loop = func(ctx context.Context, ports []*xseg.Port) { srv.Serve(ctx, ports...) }
+		} else {
+			log = log.WithField("uring", true)
+		}
+		log.Info("file store open")
+		return func(ctx context.Context, ports []*xseg.Port) {
+			loop(ctx, ports)
+			if err := b.Close(); err != nil {
+				p.Log().WithError(err).Error("close the store")
+			}
+		}, nil
 	})
 }
 

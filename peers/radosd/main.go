@@ -60,6 +60,7 @@ func run(args []string) error {
 	}
 	return peers.RunLoop(cfg, func(p *peers.Peer) (peers.Loop, error) {
 		bopts := bf.Options(cfg.Ports[0])
+		bopts.SlowIO = true // every call crosses the network
 		rc.Owner = bopts.Owner
 		start := time.Now()
 		store, err := rados.Open(rc)

@@ -1,0 +1,346 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/archipelago-go/archipelago/drivers"
+	"github.com/archipelago-go/archipelago/drivers/drivertest"
+	"github.com/archipelago-go/archipelago/internal/uring"
+)
+
+// testQueue drives a queue as a blocker port does: it polls, and sleeps
+// through the queue's Sleep, or on the wake word when Sleep declines.
+type testQueue struct {
+	drivers.Queue
+	word atomic.Uint32
+	// sleeps counts sleeps ended before their limit, timeouts those that
+	// ran out.
+	sleeps, timeouts int
+}
+
+// newQueue returns a queue of s, closed when the test ends; it skips the
+// test where the store can have none.
+func newQueue(t testing.TB, s *Store) *testQueue {
+	t.Helper()
+	if err := s.QueueSupported(); errors.Is(err, uring.ErrNotSupported) {
+		t.Skip(err)
+	}
+	tq := &testQueue{}
+	q, err := s.NewQueue(&tq.word)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tq.Queue = q
+	t.Cleanup(q.Close)
+	return tq
+}
+
+// sleep sleeps once as a port would, for at most limit.
+func (tq *testQueue) sleep(limit time.Duration) {
+	tq.word.Store(1)
+	if tq.Ready() {
+		tq.word.Store(0)
+		return
+	}
+	begin := time.Now()
+	if !tq.Queue.(drivers.Sleeper).Sleep(limit) {
+		ts := unix.NsecToTimespec(int64(limit))
+		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&tq.word)), 0 /* FUTEX_WAIT */, 1, uintptr(unsafe.Pointer(&ts)), 0, 0)
+	}
+	tq.word.Store(0)
+	if time.Since(begin) >= limit {
+		tq.timeouts++
+	} else {
+		tq.sleeps++
+	}
+}
+
+// waitUntil polls until cond holds, sleeping for at most limit at a time.
+func (tq *testQueue) waitUntil(cond func() bool, limit time.Duration) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for tq.Poll(); !cond(); tq.Poll() {
+		if time.Now().After(deadline) {
+			return errors.New("no completion came in 10 s")
+		}
+		tq.sleep(limit)
+	}
+	return nil
+}
+
+// queued is a Store whose Read and Write go through a queue when it takes
+// them, so the conformance suite checks that path. The suite calls from
+// many goroutines at once: each call gets a queue of its own.
+type queued struct {
+	*Store
+	calls atomic.Int64
+}
+
+func (qs *queued) wait(start func(q drivers.Queue, done func(error)) error) (bool, error) {
+	var tq testQueue
+	q, err := qs.NewQueue(&tq.word)
+	if err != nil {
+		return false, err
+	}
+	defer q.Close()
+	tq.Queue = q
+	var result error
+	ran := false
+	err = start(q, func(err error) { result, ran = err, true })
+	if errors.Is(err, drivers.ErrNotQueued) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	qs.calls.Add(1)
+	if err := tq.waitUntil(func() bool { return ran }, time.Second); err != nil {
+		return true, err
+	}
+	return true, result
+}
+
+func (qs *queued) Read(ctx context.Context, name string, p []byte, off int64) error {
+	ok, err := qs.wait(func(q drivers.Queue, done func(error)) error { return q.StartRead(ctx, name, p, off, done) })
+	if !ok {
+		return qs.Store.Read(ctx, name, p, off)
+	}
+	return err
+}
+
+func (qs *queued) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
+	ok, err := qs.wait(func(q drivers.Queue, done func(error)) error { return q.StartWrite(ctx, name, p, off, flags, done) })
+	if !ok {
+		return qs.Store.Write(ctx, name, p, off, flags)
+	}
+	return err
+}
+
+// TestConformanceQueued runs the shared driver suite with every Read and
+// Write that a queue takes on the queue.
+func TestConformanceQueued(t *testing.T) {
+	if err := newStore(t, Options{}, false).QueueSupported(); err != nil {
+		t.Skip(err)
+	}
+	for _, opts := range []Options{{}, {DirectIO: true, FDCache: 4}} {
+		var stores []*queued
+		h := harness(opts, false)
+		open, openPeer := h.Open, h.OpenPeer
+		h.Open = func(t *testing.T) drivers.Store {
+			s := &queued{Store: open(t).(*Store)}
+			stores = append(stores, s)
+			return s
+		}
+		h.OpenPeer = func(t *testing.T, first drivers.Store) drivers.Store {
+			return &queued{Store: openPeer(t, first.(*queued).Store).(*Store)}
+		}
+		files := h.Files
+		h.Files = func(t *testing.T, s drivers.Store) []string { return files(t, s.(*queued).Store) }
+		t.Run(map[bool]string{false: "Default", true: "DirectIO"}[opts.DirectIO], func(t *testing.T) {
+			drivertest.Run(t, h)
+			var calls int64
+			for _, s := range stores {
+				calls += s.calls.Load()
+			}
+			if calls == 0 {
+				t.Error("the suite made no call through a queue")
+			}
+		})
+	}
+}
+
+// start calls StartRead or StartWrite and waits for its done, failing the
+// test if done runs for a refused start or runs other than once.
+func start(t *testing.T, q *testQueue, begin func(done func(error)) error) (startErr, doneErr error) {
+	t.Helper()
+	ran := 0
+	if err := begin(func(err error) { doneErr = err; ran++ }); err != nil {
+		if q.Poll(); ran != 0 {
+			t.Error("done ran for a start that failed")
+		}
+		return err, nil
+	}
+	if err := q.waitUntil(func() bool { return ran > 0 }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if q.Poll(); ran != 1 {
+		t.Errorf("done ran %d times", ran)
+	}
+	return nil, doneErr
+}
+
+func TestQueueReadWrite(t *testing.T) {
+	s := newStore(t, Options{}, false)
+	q := newQueue(t, s)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("queued!"), 1000)[:5000]
+	if err := s.Write(ctx, "obj", data, 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A batch: every read started before one Poll submits them all.
+	got := make([][]byte, 8)
+	ran := 0
+	for i := range got {
+		got[i] = make([]byte, 1000)
+		if err := q.StartRead(ctx, "obj", got[i], int64(i*1000), func(err error) {
+			if err != nil {
+				t.Errorf("read %d: %v", i, err)
+			}
+			ran++
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.waitUntil(func() bool { return ran == len(got) }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := append(make([]byte, 100), data...)
+	want = append(want, make([]byte, 8000-len(want))...)
+	if all := bytes.Join(got, nil); !bytes.Equal(all, want) {
+		t.Errorf("batched reads differ from what was written (zeros past the end of the object)")
+	}
+	// A missing object reads as zeros; a bad name fails at the start.
+	p := bytes.Repeat([]byte{1}, 100)
+	if serr, derr := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "missing", p, 0, done) }); serr != nil || derr != nil || !bytes.Equal(p, make([]byte, 100)) {
+		t.Errorf("read of a missing object: start %v, done %v, data %v...", serr, derr, p[:4])
+	}
+	if serr, _ := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "a/b", p, 0, done) }); !errors.Is(serr, drivers.ErrInvalidName) {
+		t.Errorf("read of a/b: start %v, want ErrInvalidName", serr)
+	}
+	// Large requests and durable writes are left to the store.
+	big := make([]byte, queueMaxIO+1)
+	if serr, _ := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "obj", big, 0, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
+		t.Errorf("read of %d bytes: start %v, want ErrNotQueued", len(big), serr)
+	}
+	if serr, _ := start(t, q, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 0, drivers.WriteFUA, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
+		t.Errorf("FUA write: start %v, want ErrNotQueued", serr)
+	}
+	if s.queueing.writes {
+		if serr, derr := start(t, q, func(done func(error)) error { return q.StartWrite(ctx, "new", data, 3, 0, done) }); serr != nil || derr != nil {
+			t.Fatalf("write: start %v, done %v", serr, derr)
+		}
+		back := make([]byte, len(data)+3)
+		if err := s.Read(ctx, "new", back, 0); err != nil || !bytes.Equal(back[3:], data) {
+			t.Errorf("queued write read back: %v, equal %v", err, bytes.Equal(back[3:], data))
+		}
+	}
+}
+
+// TestQueueColdRead reads a file the page cache does not hold: the reads
+// complete after the submission, and each must end the poller's sleep at
+// once, not at its limit.
+func TestQueueColdRead(t *testing.T) {
+	s := newStore(t, Options{}, false)
+	q := newQueue(t, s)
+	ctx := context.Background()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := s.Write(ctx, "cold", data, 0, drivers.WriteFUA); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.get("cold", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Fadvise(o.fd, 0, 0, unix.FADV_DONTNEED)
+	s.release(o)
+	got := make([]byte, 64<<10)
+	for off := 0; off < len(data); off += len(got) {
+		if serr, derr := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "cold", got, int64(off), done) }); serr != nil || derr != nil {
+			t.Fatalf("read at %d: start %v, done %v", off, serr, derr)
+		}
+		if !bytes.Equal(got, data[off:][:len(got)]) {
+			t.Fatalf("read at %d: wrong data", off)
+		}
+	}
+	if q.timeouts > 0 {
+		t.Errorf("%d sleeps ran to their 1 s limit (%d ended by a completion)", q.timeouts, q.sleeps)
+	}
+	t.Logf("%d sleeps ended by a completion", q.sleeps)
+}
+
+// TestQueueSleepWakes: with an operation in flight the poller sleeps in
+// the ring, and a wake of its word (a new request) still ends the sleep.
+func TestQueueSleepWakes(t *testing.T) {
+	s := newStore(t, Options{}, false)
+	q := newQueue(t, s)
+	// A read of a FIFO stays in flight until something is written to it.
+	path := objectPath(s.Dir(), "fifo")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4)
+	var readErr error
+	ran := false
+	if err := q.StartRead(context.Background(), "fifo", p, 0, func(err error) { readErr, ran = err, true }); err != nil {
+		t.Fatal(err)
+	}
+	q.Poll()
+	if ran {
+		t.Fatalf("a read of an empty FIFO completed: %v", readErr)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		if q.word.Load() == 1 && q.word.CompareAndSwap(1, 0) {
+			unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&q.word)), 1 /* FUTEX_WAKE */, 1<<31-1, 0, 0, 0)
+		}
+	}()
+	begin := time.Now()
+	q.sleep(5 * time.Second)
+	if waited := time.Since(begin); waited > 2*time.Second {
+		t.Errorf("a wake of the word ended the sleep after %v", waited)
+	}
+	fifo, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	fifo.Write([]byte("fifo"))
+	if err := q.waitUntil(func() bool { return ran }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if readErr != nil || string(p) != "fifo" || q.timeouts > 0 {
+		t.Errorf("read of the FIFO: %v, %q; %d sleeps ran out", readErr, p, q.timeouts)
+	}
+}
+
+// TestQueueNotOnTmpfs: a file system that blocks every read and write
+// (tmpfs) gets no queue.
+func TestQueueNotOnTmpfs(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	if _, err := uring.New(1); err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "queue-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := openStore(t, dir, Options{})
+	if err := s.QueueSupported(); !errors.Is(err, uring.ErrNotSupported) {
+		t.Errorf("QueueSupported on tmpfs: %v, want ErrNotSupported", err)
+	}
+	if _, err := s.NewQueue(nil); !errors.Is(err, uring.ErrNotSupported) {
+		t.Errorf("NewQueue on tmpfs: %v, want ErrNotSupported", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the probe left %d files behind", len(entries))
+	}
+}
