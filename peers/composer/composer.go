@@ -26,7 +26,11 @@
 // vlmcd itself), object READ and WRITE are done in the event loop with
 // pread and pwrite into the volume request's buffer instead of going to the
 // blocker: one process less on the data path, which on a host with fewer
-// cores than busy peers is most of a small request's latency. Everything
+// cores than busy peers is most of a small request's latency. Where the
+// store's queue takes them (drivers.AsyncStore: io_uring, on a file system
+// that reads without blocking), the reads and writes of one turn of the
+// loop go to the kernel in one system call instead, and their requests are
+// answered as they complete. Everything
 // else (copy-ups, maps, locks) still goes through mapperd and the blocker;
 // a barrier syncs the composer's own writes; after an op that may delete
 // objects (DISCARD, DELETE, TRUNCATE) the composer closes the files it
@@ -35,6 +39,7 @@ package composer
 
 import (
 	"context"
+	"errors"
 	"syscall"
 	"time"
 
@@ -57,6 +62,12 @@ type Composer struct {
 	pending map[uint32]*pending // by slot index of what we wait for
 
 	data drivers.Store // object I/O done here, if set (SetData)
+	// queue, when data is a drivers.AsyncStore whose queue works here,
+	// takes the data store's reads and writes that it can (io_uring);
+	// queued counts its operations in flight.
+	queue  drivers.Queue
+	sleep  func(time.Duration) bool
+	queued int
 
 	// Reused so that a READ or WRITE served from the cache allocates
 	// nothing: the pendings of finished volume I/O, and the segments of
@@ -130,6 +141,9 @@ type pending struct {
 	parent *pending // kindMap, kindChild: the volume request
 	count  int      // kindIO: children outstanding
 	err    error
+	// dataDone (kindIO) ends one of its queued data store operations;
+	// made once per pending, which is reused.
+	dataDone func(error)
 }
 
 // Serve runs the event loop until ctx ends, then stops accepting and
@@ -137,8 +151,20 @@ type pending struct {
 func (c *Composer) Serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, c.port.Interrupt)
 	defer stop()
+	var ready func() bool
+	if async, ok := c.data.(drivers.AsyncStore); ok {
+		if q, err := async.NewQueue(c.port.WakeWord()); err != nil {
+			c.log.WithError(err).Debug("no asynchronous queue for the data store: a system call per object I/O")
+		} else {
+			c.queue, ready = q, q.Ready
+			if s, ok := q.(drivers.Sleeper); ok {
+				c.sleep = s.Sleep
+			}
+			defer func() { q.Close(); c.queue, c.sleep = nil, nil }()
+		}
+	}
 	for {
-		c.port.Wait(0)
+		c.port.WaitWith(0, ready, c.sleep)
 		draining := c.port.Interrupted()
 		if !draining {
 			for {
@@ -156,8 +182,11 @@ func (c *Composer) Serve(ctx context.Context) {
 			}
 			c.reply(r)
 		}
+		if c.queue != nil {
+			c.queue.Poll() // submits the batch just issued, answers what completed
+		}
 		if draining {
-			if len(c.pending) == 0 && !c.anyHeld() {
+			if len(c.pending) == 0 && c.queued == 0 && !c.anyHeld() {
 				return
 			}
 			time.Sleep(10 * time.Microsecond) // Wait returns at once while interrupted
@@ -345,7 +374,7 @@ func (c *Composer) issue(io *pending, segs []protocol.Segment) {
 		case s.Flags&protocol.SegmentZero != 0:
 			io.err = syscall.EIO // mapperd never maps a write to the zero block
 		case c.data != nil:
-			if err := c.dataIO(op, s, r.Data()[pos:pos+s.Size], flags); err != nil && io.err == nil {
+			if err := c.dataIO(io, op, s, r.Data()[pos:pos+s.Size], flags); err != nil && io.err == nil {
 				io.err = err
 			}
 		default:
@@ -378,12 +407,11 @@ func (c *Composer) issue(io *pending, segs []protocol.Segment) {
 	}
 }
 
-// dataIO reads or writes one segment through the data store.
-func (c *Composer) dataIO(op xseg.Op, s protocol.Segment, p []byte, flags xseg.Flags) error {
+// dataIO reads or writes one segment of io through the data store: on
+// the queue when it takes it (io then counts it as a child until its done
+// runs), else at once.
+func (c *Composer) dataIO(io *pending, op xseg.Op, s protocol.Segment, p []byte, flags xseg.Flags) error {
 	ctx := context.Background()
-	if op == xseg.OpRead {
-		return dataErr(c.data.Read(ctx, s.Object, p, int64(s.Offset)))
-	}
 	var wf drivers.WriteFlags
 	if flags&xseg.FlagFUA != 0 {
 		wf |= drivers.WriteFUA
@@ -391,7 +419,37 @@ func (c *Composer) dataIO(op xseg.Op, s protocol.Segment, p []byte, flags xseg.F
 	if flags&xseg.FlagFlush != 0 {
 		wf |= drivers.WriteFlush
 	}
+	if c.queue != nil {
+		var err error
+		if op == xseg.OpRead {
+			err = c.queue.StartRead(ctx, s.Object, p, int64(s.Offset), io.dataDone)
+		} else {
+			err = c.queue.StartWrite(ctx, s.Object, p, int64(s.Offset), wf, io.dataDone)
+		}
+		if err == nil {
+			c.queued++
+			io.count++
+			return nil
+		}
+		if !errors.Is(err, drivers.ErrNotQueued) {
+			return dataErr(err)
+		}
+	}
+	if op == xseg.OpRead {
+		return dataErr(c.data.Read(ctx, s.Object, p, int64(s.Offset)))
+	}
 	return dataErr(c.data.Write(ctx, s.Object, p, int64(s.Offset), wf))
+}
+
+// dataDone ends a queued data store operation of io.
+func (c *Composer) dataDone(io *pending, err error) {
+	c.queued--
+	if err != nil && io.err == nil {
+		io.err = dataErr(err)
+	}
+	if io.count--; io.count == 0 {
+		c.finishIO(io, io.err)
+	}
 }
 
 // dataErr turns a store's error into the errno the blocker would reply
@@ -501,10 +559,12 @@ func (c *Composer) newIO(r xseg.Request, v *volume) *pending {
 	if n := len(c.spare); n > 0 {
 		io := c.spare[n-1]
 		c.spare = c.spare[:n-1]
-		*io = pending{kind: kindIO, req: r, vol: v}
+		*io = pending{kind: kindIO, req: r, vol: v, dataDone: io.dataDone}
 		return io
 	}
-	return &pending{kind: kindIO, req: r, vol: v}
+	io := &pending{kind: kindIO, req: r, vol: v}
+	io.dataDone = func(err error) { c.dataDone(io, err) }
+	return io
 }
 
 // finishIO answers a volume READ/WRITE; io is spare afterwards.
@@ -515,7 +575,7 @@ func (c *Composer) finishIO(io *pending, err error) {
 	}
 	c.respond(r, err)
 	v := io.vol
-	*io = pending{}
+	*io = pending{dataDone: io.dataDone}
 	c.spare = append(c.spare, io)
 	v.inflight--
 	if v.frozen != nil && v.inflight == 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -429,4 +430,120 @@ func TestLargeInlineIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	many(xseg.OpRead)
+}
+
+// countingStore counts the operations its queues take.
+type countingStore struct {
+	*file.Store
+	started atomic.Int64
+}
+
+func (s *countingStore) NewQueue(wake *atomic.Uint32) (drivers.Queue, error) {
+	q, err := s.Store.NewQueue(wake)
+	if err != nil {
+		return nil, err
+	}
+	return &countingQueue{Queue: q, s: s}, nil
+}
+
+type countingQueue struct {
+	drivers.Queue
+	s *countingStore
+}
+
+func (q *countingQueue) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
+	err := q.Queue.StartRead(ctx, name, p, off, done)
+	if err == nil {
+		q.s.started.Add(1)
+	}
+	return err
+}
+
+func (q *countingQueue) StartWrite(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags, done func(error)) error {
+	err := q.Queue.StartWrite(ctx, name, p, off, flags, done)
+	if err == nil {
+		q.s.started.Add(1)
+	}
+	return err
+}
+
+func (q *countingQueue) Sleep(timeout time.Duration) bool { return q.Queue.(drivers.Sleeper).Sleep(timeout) }
+
+// Small requests, many at once, across blocks and of blocks never
+// written, through the data store's queue where it has one: every reply
+// carries what was written.
+func TestQueuedInlineIO(t *testing.T) {
+	st, err := file.Open(t.TempDir(), file.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.QueueSupported(); err != nil {
+		t.Skip(err)
+	}
+	cs := &countingStore{Store: st}
+	rg := newRigWith(t, cs)
+	const n = 64
+	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + 1<<20 - 1000 - uint64(i/60)*(1<<20) } // across a block every fourth
+	size := func(i int) uint64 { return uint64(512 + i*997%60000) }
+	// What is written, the first half of the volume; the rest reads zeros.
+	model := make([]byte, volSize)
+	rnd := rand.New(rand.NewSource(2))
+	for i := range n {
+		if offset(i)+size(i) <= volSize/2 {
+			rnd.Read(model[offset(i):][:size(i)])
+		}
+	}
+	many := func(op xseg.Op) {
+		var reqs []xseg.Request
+		for i := range n {
+			if op == xseg.OpWrite && offset(i)+size(i) > volSize/2 {
+				continue
+			}
+			r, err := rg.client.Get()
+			if err == nil {
+				err = r.Prepare(op, "small", size(i))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == xseg.OpWrite {
+				copy(r.Data(), model[offset(i):][:size(i)])
+			}
+			r.SetOffset(offset(i))
+			r.SetSize(size(i))
+			r.SetPriv(uint64(i))
+			reqs = append(reqs, r)
+		}
+		for _, r := range reqs {
+			if err := rg.client.Submit(r, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for got := 0; got < len(reqs); {
+			rg.client.Wait(time.Second)
+			rep, ok := rg.client.Receive()
+			if !ok {
+				if time.Now().After(deadline) {
+					t.Fatalf("%v: %d of %d replies", op, got, len(reqs))
+				}
+				continue
+			}
+			got++
+			i := int(rep.Priv())
+			if err := rep.Err(); err != nil {
+				t.Fatalf("%v %d: %v", op, i, err)
+			}
+			if op == xseg.OpRead && !bytes.Equal(rep.Data()[:size(i)], model[offset(i):][:size(i)]) {
+				t.Errorf("read %d (%d bytes at %d) differs from what was written", i, size(i), offset(i))
+			}
+			rg.client.Put(rep)
+		}
+	}
+	many(xseg.OpWrite)
+	many(xseg.OpRead)
+	if cs.started.Load() == 0 {
+		t.Error("no data store operation went through the queue")
+	}
 }

@@ -29,7 +29,9 @@ With --data-dir (the directory of the data blocker, a filed on this host),
 vlmcd reads and writes objects there itself, in its event loop, instead of
 sending object I/O to the blocker: one process less on every request's
 path. Copy-ups, maps and locks still go through mapperd and the blocker.
-archipelago start passes it when the data blocker is a file_blocker.
+archipelago start passes it when the data blocker is a file_blocker. Reads
+(and writes) of up to 64 KiB then go through an io_uring, as in filed, where
+the kernel and the file system can (see filed --help).
 `
 
 func main() {
@@ -63,7 +65,11 @@ func run(args []string) error {
 			return nil, err
 		}
 		c.SetData(st)
-		p.Log().WithField("data_dir", *dataDir).Info("object I/O done here, in the data directory")
+		log := p.Log().WithField("data_dir", *dataDir).WithField("uring", true)
+		if err := st.QueueSupported(); err != nil {
+			log = log.WithField("uring", err.Error())
+		}
+		log.Info("object I/O done here, in the data directory")
 		return func(ctx context.Context, _ []*xseg.Port) {
 			c.Serve(ctx)
 			if err := st.Close(); err != nil {
