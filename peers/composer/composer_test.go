@@ -467,7 +467,9 @@ func (q *countingQueue) StartWrite(ctx context.Context, name string, p []byte, o
 	return err
 }
 
-func (q *countingQueue) Sleep(timeout time.Duration) bool { return q.Queue.(drivers.Sleeper).Sleep(timeout) }
+func (q *countingQueue) Sleep(timeout time.Duration) bool {
+	return q.Queue.(drivers.Sleeper).Sleep(timeout)
+}
 
 // Small requests, many at once, across blocks and of blocks never
 // written, through the data store's queue where it has one: every reply
