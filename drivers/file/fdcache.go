@@ -21,6 +21,8 @@ type object struct {
 	discard bool // deleted or replaced: nothing left worth syncing
 	elem    *list.Element
 
+	view view // mapping to read through, if any; unmapped when fd closes
+
 	written    atomic.Uint64 // bumped after every write
 	synced     atomic.Uint64 // value of written the last good sync covered
 	dirPending atomic.Bool   // the file's directory entry is not durable yet

@@ -258,6 +258,12 @@ func (q *queue) complete(tag uint32, res int32) {
 	if op.write {
 		op.o.written.Add(1)
 	}
+	switch {
+	case op.write && err == nil:
+		op.o.view.grow(op.off + int64(len(op.p)))
+	case !op.write && res > 0:
+		op.o.view.grow(op.off + int64(res))
+	}
 	q.s.release(op.o)
 	if err != nil {
 		verb := "read"

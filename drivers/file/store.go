@@ -77,6 +77,7 @@ type Store struct {
 	lockDir string
 	owner   string
 	direct  bool
+	views   bool // map object files to read through (see view)
 	oflags  int // extra open flags for object files
 
 	cache    *fdCache
@@ -129,6 +130,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.direct, s.oflags = true, oDirect
 	}
+	s.views = !s.direct && mapsFiles(s.dir)
 	return s, nil
 }
 
@@ -223,6 +225,7 @@ func (s *Store) release(o *object) {
 		}
 	}
 	if s.cache.unref(o) {
+		o.view.unmap()
 		unix.Close(o.fd)
 	}
 }
@@ -236,7 +239,9 @@ func (s *Store) open(name string, create bool) (*object, error) {
 	if err == unix.ENOENT && isPithosName(name) {
 		old := legacyPithosPath(s.dir, name)
 		if fd, err := openFile(old, flags, 0); err == nil {
-			return &object{name: name, fd: fd, leaf: filepath.Dir(old)}, nil
+			o := &object{name: name, fd: fd, leaf: filepath.Dir(old)}
+			s.mapObject(o)
+			return o, nil
 		}
 	}
 	created := false
@@ -258,7 +263,16 @@ func (s *Store) open(name string, create bool) (*object, error) {
 	}
 	o := &object{name: name, fd: fd, leaf: filepath.Dir(path)}
 	o.dirPending.Store(created)
+	s.mapObject(o)
 	return o, nil
+}
+
+// mapObject gives o a view when the store reads through views.
+func (s *Store) mapObject(o *object) {
+	var st unix.Stat_t
+	if s.views && unix.Fstat(o.fd, &st) == nil {
+		o.view.mapView(o.fd, st.Size)
+	}
 }
 
 // Read fills p from object name at off; bytes past its end, and all of a
@@ -426,8 +440,14 @@ func (s *Store) Close() error {
 
 // readAt fills p from o at off, zeros past the end of the file.
 func (s *Store) readAt(o *object, p []byte, off int64) error {
+	if o.view.read(p, off) {
+		return nil
+	}
 	if !s.direct || isAligned(p, off) {
 		n, err := preadFull(o.fd, p, off, s.direct)
+		if n > 0 {
+			o.view.grow(off + int64(n))
+		}
 		clear(p[n:])
 		return err
 	}
@@ -446,7 +466,11 @@ func (s *Store) writeAt(o *object, p []byte, off int64) error {
 	if !s.direct || isAligned(p, off) {
 		o.rmw.RLock()
 		defer o.rmw.RUnlock()
-		return pwriteFull(o.fd, p, off)
+		if err := pwriteFull(o.fd, p, off); err != nil {
+			return err
+		}
+		o.view.grow(off + int64(len(p)))
+		return nil
 	}
 	o.rmw.Lock()
 	defer o.rmw.Unlock()

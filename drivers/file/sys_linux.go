@@ -13,6 +13,20 @@ func copyFileRange(src int, srcOff *int64, dst int, dstOff *int64, n int) (int, 
 	return unix.CopyFileRange(src, srcOff, dst, dstOff, n, 0)
 }
 
+// mapsFiles reports whether dir is on a local file system whose files the
+// store maps to read through (see view): tmpfs, ext2/3/4, XFS, btrfs.
+func mapsFiles(dir string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.TMPFS_MAGIC, unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
 // nowaitIO reports whether fd's file system serves reads, and writes,
 // without blocking when it can (RWF_NOWAIT; tmpfs does neither, ext4
 // buffered reads only). fd holds at least p, which it overwrites.

@@ -11,4 +11,6 @@ func fdatasync(fd int) error { return ignoringEINTR(func() error { return unix.F
 
 func copyFileRange(int, *int64, int, *int64, int) (int, error) { return 0, unix.ENOSYS }
 
+func mapsFiles(string) bool { return false }
+
 func nowaitIO(int, []byte) (reads, writes bool) { return false, false }

@@ -1,0 +1,92 @@
+package file
+
+import (
+	"runtime/debug"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// A view is a read-only shared mapping of the first viewBytes of an open
+// object file. A read that falls in the part of the file known to exist
+// copies from the page cache through it, with no system call: on a host
+// with few cores a pread's kernel entry and exit cost more than its 4 KiB
+// copy. Reads past that part, and the first touch of each page (a minor
+// fault), cost what a pread does.
+//
+// Hazard: a file that shrinks under its mapping makes a read of the pages
+// past its new end fault (SIGBUS). No code of this project shrinks an
+// object file in place (copies and hashes are written to a new file and
+// renamed over it), so that takes another program truncating the file
+// while it is open here; the read then recovers from the fault, stops
+// using the view and reads with pread. Views are made only on local file
+// systems (mapsFiles): not on NFS, where another host can do that.
+const viewBytes = 4 << 20
+
+// view is an object's mapping; its zero value is no mapping.
+type view struct {
+	data []byte
+	// known is how many bytes from the start of the file are known to
+	// exist (up to len(data)): the file's size when it was opened, raised
+	// by every write and read that reaches further.
+	known atomic.Int64
+}
+
+// mapView maps the file fd of size bytes; on failure the view stays empty
+// and reads use pread.
+func (v *view) mapView(fd int, size int64) {
+	data, err := unix.Mmap(fd, 0, viewBytes, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return
+	}
+	v.data = data
+	v.known.Store(min(size, viewBytes))
+}
+
+// unmap releases the mapping; no read may use it any more.
+func (v *view) unmap() {
+	if v.data != nil {
+		unix.Munmap(v.data)
+		v.data = nil
+	}
+}
+
+// read fills p from off when the view holds all of it, and reports
+// whether it did.
+func (v *view) read(p []byte, off int64) bool {
+	if off < 0 || off+int64(len(p)) > v.known.Load() {
+		return false
+	}
+	if !copyFaulting(p, v.data[off:]) {
+		v.known.Store(0) // the file shrank: pread from now on
+		return false
+	}
+	return true
+}
+
+// grow notes that the file holds at least end bytes.
+func (v *view) grow(end int64) {
+	if v.data == nil {
+		return
+	}
+	end = min(end, viewBytes)
+	for {
+		k := v.known.Load()
+		if k >= end || v.known.CompareAndSwap(k, end) {
+			return
+		}
+	}
+}
+
+// copyFaulting copies src to dst and reports false instead of crashing
+// when reading src faults (a mapping past its file's end).
+func copyFaulting(dst, src []byte) (ok bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	copy(dst, src)
+	return true
+}
