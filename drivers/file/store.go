@@ -466,6 +466,9 @@ func (s *Store) writeAt(o *object, p []byte, off int64) error {
 	if !s.direct || isAligned(p, off) {
 		o.rmw.RLock()
 		defer o.rmw.RUnlock()
+		if o.view.write(p, off) {
+			return nil
+		}
 		if err := pwriteFull(o.fd, p, off); err != nil {
 			return err
 		}

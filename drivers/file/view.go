@@ -7,20 +7,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A view is a read-only shared mapping of the first viewBytes of an open
-// object file. A read that falls in the part of the file known to exist
-// copies from the page cache through it, with no system call: on a host
-// with few cores a pread's kernel entry and exit cost more than its 4 KiB
-// copy. Reads past that part, and the first touch of each page (a minor
-// fault), cost what a pread does.
+// A view is a shared mapping of the first viewBytes of an open object
+// file. A read or write that falls in the part of the file known to exist
+// copies from or to the page cache through it, with no system call: on a
+// host with few cores a pread's or pwrite's kernel entry and exit cost
+// more than its 4 KiB copy. Reads and writes past that part (a write that
+// grows the file), and the first touch of each page (a fault), cost what a
+// system call does. Writes through the view are as durable as pwrite's:
+// the page cache is the same, and fdatasync writes back the pages a
+// mapping dirtied.
 //
-// Hazard: a file that shrinks under its mapping makes a read of the pages
-// past its new end fault (SIGBUS). No code of this project shrinks an
+// Hazard: a file that shrinks under its mapping makes an access past its
+// new end fault (SIGBUS), and so does a write into a page the file system
+// cannot allocate (ENOSPC on ext4). No code of this project shrinks an
 // object file in place (copies and hashes are written to a new file and
-// renamed over it), so that takes another program truncating the file
-// while it is open here; the read then recovers from the fault, stops
-// using the view and reads with pread. Views are made only on local file
-// systems (mapsFiles): not on NFS, where another host can do that.
+// renamed over it), so the first takes another program truncating the
+// file while it is open here. Either way the access recovers from the
+// fault, the view is no longer used, and pread or pwrite does the work
+// (and reports ENOSPC). Views are made only on local file systems
+// (mapsFiles): not on NFS, where another host can shrink a file.
 const viewBytes = 4 << 20
 
 // view is an object's mapping; its zero value is no mapping.
@@ -35,7 +40,7 @@ type view struct {
 // mapView maps the file fd of size bytes; on failure the view stays empty
 // and reads use pread.
 func (v *view) mapView(fd int, size int64) {
-	data, err := unix.Mmap(fd, 0, viewBytes, unix.PROT_READ, unix.MAP_SHARED)
+	data, err := unix.Mmap(fd, 0, viewBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return
 	}
@@ -64,6 +69,19 @@ func (v *view) read(p []byte, off int64) bool {
 	return true
 }
 
+// write copies p to off when the view holds all of it, and reports
+// whether it did; a fault may have left part of p written.
+func (v *view) write(p []byte, off int64) bool {
+	if off < 0 || off+int64(len(p)) > v.known.Load() {
+		return false
+	}
+	if !copyFaulting(v.data[off:], p) {
+		v.known.Store(0)
+		return false
+	}
+	return true
+}
+
 // grow notes that the file holds at least end bytes.
 func (v *view) grow(end int64) {
 	if v.data == nil {
@@ -79,7 +97,8 @@ func (v *view) grow(end int64) {
 }
 
 // copyFaulting copies src to dst and reports false instead of crashing
-// when reading src faults (a mapping past its file's end).
+// when that faults (a mapping past its file's end, or a page the file
+// system could not allocate).
 func copyFaulting(dst, src []byte) (ok bool) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

@@ -3,8 +3,11 @@ package file
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // viewStore returns a store that reads through views, or skips.
@@ -52,6 +55,10 @@ func TestViewReads(t *testing.T) {
 	}
 	if got := read("obj", 1100, 0); !bytes.Equal(got, append(append(a[:50:50], b...), a[:50]...)) {
 		t.Error("read after an overwrite differs")
+	}
+	theirs := make([]byte, 1000)
+	if err := other.Read(ctx, "obj", theirs, 50); err != nil || !bytes.Equal(theirs, b) {
+		t.Errorf("another store reads the overwrite: %v, equal %v", err, bytes.Equal(theirs, b))
 	}
 	c := bytes.Repeat([]byte("c"), 3000)
 	if err := other.Write(ctx, "obj", c, 10000, 0); err != nil {
@@ -103,5 +110,50 @@ func TestViewShrunkFile(t *testing.T) {
 	}
 	if k := known(); k != 4096 {
 		t.Errorf("after a pread of the first 4096 bytes the view knows %d", k)
+	}
+}
+
+// TestViewWriteNoSpace: a write through the view into a hole of a file on
+// a full file system faults; the write recovers and fails with ENOSPC
+// from pwrite instead of crashing. It needs root, for a small tmpfs.
+func TestViewWriteNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount a 1 MiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	s := openStore(t, dir, Options{})
+	if !s.views {
+		t.Fatal("no views on tmpfs")
+	}
+	ctx := context.Background()
+	// A sparse object: a page at 0 and one at 512 KiB; the view knows all
+	// of it, the file system holds two pages.
+	page := bytes.Repeat([]byte("p"), 4096)
+	for _, off := range []int64{0, 512 << 10} {
+		if err := s.Write(ctx, "sparse", page, off, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Fill the file system.
+	big := bytes.Repeat([]byte("f"), 64<<10)
+	for i := 0; ; i++ {
+		if err := s.Write(ctx, "filler", big, int64(i)*int64(len(big)), 0); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatalf("filling: %v", err)
+			}
+			break
+		}
+	}
+	err := s.Write(ctx, "sparse", page, 256<<10, 0)
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("write into a hole of a full file system: %v, want ENOSPC", err)
+	}
+	got := make([]byte, 4096)
+	if err := s.Read(ctx, "sparse", got, 512<<10); err != nil || !bytes.Equal(got, page) {
+		t.Errorf("read back: %v, %q...", err, got[:4])
 	}
 }
