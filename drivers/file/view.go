@@ -8,14 +8,18 @@ import (
 )
 
 // A view is a shared mapping of the first viewBytes of an open object
-// file. A read or write that falls in the part of the file known to exist
+// file. A read or write of up to viewMaxIO bytes, of pages that are hot
+// (viewAfter accesses each) and in the part of the file known to exist,
 // copies from or to the page cache through it, with no system call: on a
 // host with few cores a pread's or pwrite's kernel entry and exit cost
-// more than its 4 KiB copy. Reads and writes past that part (a write that
-// grows the file), and the first touch of each page (a fault), cost what a
-// system call does. Writes through the view are as durable as pwrite's:
-// the page cache is the same, and fdatasync writes back the pages a
-// mapping dirtied.
+// more than its 4 KiB copy. The first touch of a page through a mapping faults, which costs more
+// than a system call (11 µs for a read and 17 µs for a write on this
+// project's virtual machines, against 2 µs for a pread), so pages
+// touched a few times only are better read and written with system
+// calls; so are reads and writes past the known part (a write that grows
+// the file). Writes through the view are as durable as pwrite's: the page
+// cache is the same, and fdatasync writes back the pages a mapping
+// dirtied.
 //
 // Hazard: a file that shrinks under its mapping makes an access past its
 // new end fault (SIGBUS), and so does a write into a page the file system
@@ -26,7 +30,17 @@ import (
 // fault, the view is no longer used, and pread or pwrite does the work
 // (and reports ENOSPC). Views are made only on local file systems
 // (mapsFiles): not on NFS, where another host can shrink a file.
-const viewBytes = 4 << 20
+const (
+	viewBytes = 4 << 20
+	pageBytes = 4096
+	// viewAfter is how many accesses by system call a page takes before
+	// the view serves it: enough that its fault is paid back.
+	viewAfter = 16
+	// viewMaxIO is the largest read or write the view serves: a larger
+	// one copies long enough that its system call costs little beside,
+	// and its many pages would each fault once.
+	viewMaxIO = 64 << 10
+)
 
 // view is an object's mapping; its zero value is no mapping.
 type view struct {
@@ -35,6 +49,8 @@ type view struct {
 	// exist (up to len(data)): the file's size when it was opened, raised
 	// by every write and read that reaches further.
 	known atomic.Int64
+	// touches counts each page's accesses, up to viewAfter.
+	touches []atomic.Uint32
 }
 
 // mapView maps the file fd of size bytes; on failure the view stays empty
@@ -45,7 +61,25 @@ func (v *view) mapView(fd int, size int64) {
 		return
 	}
 	v.data = data
+	v.touches = make([]atomic.Uint32, viewBytes/pageBytes)
 	v.known.Store(min(size, viewBytes))
+}
+
+// serves reports whether the view may serve n bytes at off: in the known
+// part of the file, on pages already hot. It counts the access for pages
+// not yet hot.
+func (v *view) serves(off int64, n int) bool {
+	if off < 0 || off+int64(n) > v.known.Load() || n == 0 || n > viewMaxIO {
+		return false
+	}
+	hot := true
+	for pg := off / pageBytes; pg <= (off+int64(n)-1)/pageBytes; pg++ {
+		if t := &v.touches[pg]; t.Load() < viewAfter {
+			t.Add(1)
+			hot = false
+		}
+	}
+	return hot
 }
 
 // unmap releases the mapping; no read may use it any more.
@@ -59,7 +93,7 @@ func (v *view) unmap() {
 // read fills p from off when the view holds all of it, and reports
 // whether it did.
 func (v *view) read(p []byte, off int64) bool {
-	if off < 0 || off+int64(len(p)) > v.known.Load() {
+	if !v.serves(off, len(p)) {
 		return false
 	}
 	if !copyFaulting(p, v.data[off:]) {
@@ -72,7 +106,7 @@ func (v *view) read(p []byte, off int64) bool {
 // write copies p to off when the view holds all of it, and reports
 // whether it did; a fault may have left part of p written.
 func (v *view) write(p []byte, off int64) bool {
-	if off < 0 || off+int64(len(p)) > v.known.Load() {
+	if !v.serves(off, len(p)) {
 		return false
 	}
 	if !copyFaulting(v.data[off:], p) {
