@@ -77,8 +77,8 @@ type Store struct {
 	lockDir string
 	owner   string
 	direct  bool
-	views   bool // map object files to read through (see view)
-	oflags  int // extra open flags for object files
+	views   bool // map object files to read and write through (see view)
+	oflags  int  // extra open flags for object files
 
 	cache    *fdCache
 	queueing queueSupport
