@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -18,111 +17,14 @@ import (
 	"github.com/archipelago-go/archipelago/internal/uring"
 )
 
-// testQueue drives a queue as a blocker port does: it polls, and sleeps
-// through the queue's Sleep, or on the wake word when Sleep declines.
-type testQueue struct {
-	drivers.Queue
-	word atomic.Uint32
-	// sleeps counts sleeps ended before their limit, timeouts those that
-	// ran out.
-	sleeps, timeouts int
-}
-
-// newQueue returns a queue of s, closed when the test ends; it skips the
-// test where the store can have none.
-func newQueue(t testing.TB, s *Store) *testQueue {
+// newQueue returns a driver of a new queue of s; it skips the test where
+// the store can have none.
+func newQueue(t testing.TB, s *Store) *drivertest.QueueDriver {
 	t.Helper()
 	if err := s.QueueSupported(); errors.Is(err, uring.ErrNotSupported) {
 		t.Skip(err)
 	}
-	tq := &testQueue{}
-	q, err := s.NewQueue(&tq.word)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tq.Queue = q
-	t.Cleanup(q.Close)
-	return tq
-}
-
-// sleep sleeps once as a port would, for at most limit.
-func (tq *testQueue) sleep(limit time.Duration) {
-	tq.word.Store(1)
-	if tq.Ready() {
-		tq.word.Store(0)
-		return
-	}
-	begin := time.Now()
-	if !tq.Queue.(drivers.Sleeper).Sleep(limit) {
-		ts := unix.NsecToTimespec(int64(limit))
-		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&tq.word)), 0 /* FUTEX_WAIT */, 1, uintptr(unsafe.Pointer(&ts)), 0, 0)
-	}
-	tq.word.Store(0)
-	if time.Since(begin) >= limit {
-		tq.timeouts++
-	} else {
-		tq.sleeps++
-	}
-}
-
-// waitUntil polls until cond holds, sleeping for at most limit at a time.
-func (tq *testQueue) waitUntil(cond func() bool, limit time.Duration) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for tq.Poll(); !cond(); tq.Poll() {
-		if time.Now().After(deadline) {
-			return errors.New("no completion came in 10 s")
-		}
-		tq.sleep(limit)
-	}
-	return nil
-}
-
-// queued is a Store whose Read and Write go through a queue when it takes
-// them, so the conformance suite checks that path. The suite calls from
-// many goroutines at once: each call gets a queue of its own.
-type queued struct {
-	*Store
-	calls atomic.Int64
-}
-
-func (qs *queued) wait(start func(q drivers.Queue, done func(error)) error) (bool, error) {
-	var tq testQueue
-	q, err := qs.NewQueue(&tq.word)
-	if err != nil {
-		return false, err
-	}
-	defer q.Close()
-	tq.Queue = q
-	var result error
-	ran := false
-	err = start(q, func(err error) { result, ran = err, true })
-	if errors.Is(err, drivers.ErrNotQueued) {
-		return false, nil
-	}
-	if err != nil {
-		return true, err
-	}
-	qs.calls.Add(1)
-	if err := tq.waitUntil(func() bool { return ran }, time.Second); err != nil {
-		return true, err
-	}
-	return true, result
-}
-
-func (qs *queued) Read(ctx context.Context, name string, p []byte, off int64) error {
-	ok, err := qs.wait(func(q drivers.Queue, done func(error)) error { return q.StartRead(ctx, name, p, off, done) })
-	if !ok {
-		return qs.Store.Read(ctx, name, p, off)
-	}
-	return err
-}
-
-func (qs *queued) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
-	ok, err := qs.wait(func(q drivers.Queue, done func(error)) error { return q.StartWrite(ctx, name, p, off, flags, done) })
-	if !ok {
-		return qs.Store.Write(ctx, name, p, off, flags)
-	}
-	return err
+	return drivertest.NewQueueDriver(t, s)
 }
 
 // TestConformanceQueued runs the shared driver suite with every Read and
@@ -131,51 +33,8 @@ func TestConformanceQueued(t *testing.T) {
 	if err := newStore(t, Options{}, false).QueueSupported(); err != nil {
 		t.Skip(err)
 	}
-	for _, opts := range []Options{{}, {DirectIO: true, FDCache: 4}} {
-		var stores []*queued
-		h := harness(opts, false)
-		open, openPeer := h.Open, h.OpenPeer
-		h.Open = func(t *testing.T) drivers.Store {
-			s := &queued{Store: open(t).(*Store)}
-			stores = append(stores, s)
-			return s
-		}
-		h.OpenPeer = func(t *testing.T, first drivers.Store) drivers.Store {
-			return &queued{Store: openPeer(t, first.(*queued).Store).(*Store)}
-		}
-		files := h.Files
-		h.Files = func(t *testing.T, s drivers.Store) []string { return files(t, s.(*queued).Store) }
-		t.Run(map[bool]string{false: "Default", true: "DirectIO"}[opts.DirectIO], func(t *testing.T) {
-			drivertest.Run(t, h)
-			var calls int64
-			for _, s := range stores {
-				calls += s.calls.Load()
-			}
-			if calls == 0 {
-				t.Error("the suite made no call through a queue")
-			}
-		})
-	}
-}
-
-// start calls StartRead or StartWrite and waits for its done, failing the
-// test if done runs for a refused start or runs other than once.
-func start(t *testing.T, q *testQueue, begin func(done func(error)) error) (startErr, doneErr error) {
-	t.Helper()
-	ran := 0
-	if err := begin(func(err error) { doneErr = err; ran++ }); err != nil {
-		if q.Poll(); ran != 0 {
-			t.Error("done ran for a start that failed")
-		}
-		return err, nil
-	}
-	if err := q.waitUntil(func() bool { return ran > 0 }, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if q.Poll(); ran != 1 {
-		t.Errorf("done ran %d times", ran)
-	}
-	return nil, doneErr
+	t.Run("Default", func(t *testing.T) { drivertest.RunQueued(t, harness(Options{}, false)) })
+	t.Run("DirectIO", func(t *testing.T) { drivertest.RunQueued(t, harness(Options{DirectIO: true, FDCache: 4}, false)) })
 }
 
 func TestQueueReadWrite(t *testing.T) {
@@ -200,7 +59,7 @@ func TestQueueReadWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := q.waitUntil(func() bool { return ran == len(got) }, time.Second); err != nil {
+	if err := q.WaitUntil(func() bool { return ran == len(got) }, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want := append(make([]byte, 100), data...)
@@ -210,22 +69,22 @@ func TestQueueReadWrite(t *testing.T) {
 	}
 	// A missing object reads as zeros; a bad name fails at the start.
 	p := bytes.Repeat([]byte{1}, 100)
-	if serr, derr := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "missing", p, 0, done) }); serr != nil || derr != nil || !bytes.Equal(p, make([]byte, 100)) {
+	if serr, derr := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "missing", p, 0, done) }); serr != nil || derr != nil || !bytes.Equal(p, make([]byte, 100)) {
 		t.Errorf("read of a missing object: start %v, done %v, data %v...", serr, derr, p[:4])
 	}
-	if serr, _ := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "a/b", p, 0, done) }); !errors.Is(serr, drivers.ErrInvalidName) {
+	if serr, _ := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "a/b", p, 0, done) }); !errors.Is(serr, drivers.ErrInvalidName) {
 		t.Errorf("read of a/b: start %v, want ErrInvalidName", serr)
 	}
 	// Large requests and durable writes are left to the store.
 	big := make([]byte, queueMaxIO+1)
-	if serr, _ := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "obj", big, 0, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
+	if serr, _ := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "obj", big, 0, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
 		t.Errorf("read of %d bytes: start %v, want ErrNotQueued", len(big), serr)
 	}
-	if serr, _ := start(t, q, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 0, drivers.WriteFUA, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
+	if serr, _ := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 0, drivers.WriteFUA, done) }); !errors.Is(serr, drivers.ErrNotQueued) {
 		t.Errorf("FUA write: start %v, want ErrNotQueued", serr)
 	}
 	if s.queueing.writes {
-		if serr, derr := start(t, q, func(done func(error)) error { return q.StartWrite(ctx, "new", data, 3, 0, done) }); serr != nil || derr != nil {
+		if serr, derr := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "new", data, 3, 0, done) }); serr != nil || derr != nil {
 			t.Fatalf("write: start %v, done %v", serr, derr)
 		}
 		back := make([]byte, len(data)+3)
@@ -257,17 +116,17 @@ func TestQueueColdRead(t *testing.T) {
 	s.release(o)
 	got := make([]byte, 64<<10)
 	for off := 0; off < len(data); off += len(got) {
-		if serr, derr := start(t, q, func(done func(error)) error { return q.StartRead(ctx, "cold", got, int64(off), done) }); serr != nil || derr != nil {
+		if serr, derr := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "cold", got, int64(off), done) }); serr != nil || derr != nil {
 			t.Fatalf("read at %d: start %v, done %v", off, serr, derr)
 		}
 		if !bytes.Equal(got, data[off:][:len(got)]) {
 			t.Fatalf("read at %d: wrong data", off)
 		}
 	}
-	if q.timeouts > 0 {
-		t.Errorf("%d sleeps ran to their 1 s limit (%d ended by a completion)", q.timeouts, q.sleeps)
+	if q.Timeouts > 0 {
+		t.Errorf("%d sleeps ran to their 1 s limit (%d ended by a completion)", q.Timeouts, q.Sleeps)
 	}
-	t.Logf("%d sleeps ended by a completion", q.sleeps)
+	t.Logf("%d sleeps ended by a completion", q.Sleeps)
 }
 
 // TestQueueSleepWakes: with an operation in flight the poller sleeps in
@@ -295,12 +154,12 @@ func TestQueueSleepWakes(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		if q.word.Load() == 1 && q.word.CompareAndSwap(1, 0) {
-			unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&q.word)), 1 /* FUTEX_WAKE */, 1<<31-1, 0, 0, 0)
+		if q.Word.Load() == 1 && q.Word.CompareAndSwap(1, 0) {
+			unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&q.Word)), 1 /* FUTEX_WAKE */, 1<<31-1, 0, 0, 0)
 		}
 	}()
 	begin := time.Now()
-	q.sleep(5 * time.Second)
+	q.SleepOnce(5 * time.Second)
 	if waited := time.Since(begin); waited > 2*time.Second {
 		t.Errorf("a wake of the word ended the sleep after %v", waited)
 	}
@@ -310,11 +169,11 @@ func TestQueueSleepWakes(t *testing.T) {
 	}
 	defer fifo.Close()
 	fifo.Write([]byte("fifo"))
-	if err := q.waitUntil(func() bool { return ran }, time.Second); err != nil {
+	if err := q.WaitUntil(func() bool { return ran }, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if readErr != nil || string(p) != "fifo" || q.timeouts > 0 {
-		t.Errorf("read of the FIFO: %v, %q; %d sleeps ran out", readErr, p, q.timeouts)
+	if readErr != nil || string(p) != "fifo" || q.Timeouts > 0 {
+		t.Errorf("read of the FIFO: %v, %q; %d sleeps ran out", readErr, p, q.Timeouts)
 	}
 }
 

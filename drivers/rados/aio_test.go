@@ -12,144 +12,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/archipelago-go/archipelago/drivers"
 	"github.com/archipelago-go/archipelago/drivers/drivertest"
 )
 
-// testQueue drives a drivers.Queue as a blocker port does: it sleeps on
-// the queue's wake word until a completion wakes it, then polls.
-type testQueue struct {
-	drivers.Queue
-	word atomic.Uint32
-	// sleeps counts sleeps that a completion ended, timeouts those that
-	// ran out.
-	sleeps, timeouts int
-}
-
-// newQueue returns a queue of s, closed when the test ends.
-func newQueue(t testing.TB, s *Store) *testQueue {
-	t.Helper()
-	tq := &testQueue{}
-	q, err := s.NewQueue(&tq.word)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tq.Queue = q
-	t.Cleanup(q.Close)
-	return tq
-}
-
-// waitUntil polls until cond holds, sleeping on the wake word in between
-// for at most limit at a time; it gives up after testTimeout and more.
-func (tq *testQueue) waitUntil(cond func() bool, limit time.Duration) error {
-	deadline := time.Now().Add(testTimeout + 5*time.Second)
-	for tq.Poll(); !cond(); tq.Poll() {
-		if time.Now().After(deadline) {
-			return errors.New("no completion came")
-		}
-		tq.word.Store(1)
-		if tq.Ready() {
-			tq.word.Store(0)
-			continue
-		}
-		ts := unix.NsecToTimespec(int64(limit))
-		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&tq.word)), 0 /* FUTEX_WAIT */, 1, uintptr(unsafe.Pointer(&ts)), 0, 0)
-		if tq.word.Swap(0) == 1 {
-			tq.timeouts++
-		} else {
-			tq.sleeps++
-		}
-	}
-	return nil
-}
-
-// asyncOnly is a Store whose Read and Write go through a Queue, so the
-// conformance suite checks the asynchronous path. The suite calls from
-// many goroutines at once: each call gets a queue of its own.
-type asyncOnly struct {
-	*Store
-	calls atomic.Int64
-}
-
-// wait runs start on a new queue and waits for the done it was given.
-func (a *asyncOnly) wait(start func(q drivers.Queue, done func(error)) error) error {
-	a.calls.Add(1)
-	var tq testQueue
-	q, err := a.NewQueue(&tq.word)
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	tq.Queue = q
-	var result error
-	ran := false
-	if err := start(q, func(err error) { result, ran = err, true }); err != nil {
-		return err
-	}
-	if err := tq.waitUntil(func() bool { return ran }, time.Second); err != nil {
-		return err
-	}
-	return result
-}
-
-func (a *asyncOnly) Read(ctx context.Context, name string, p []byte, off int64) error {
-	return a.wait(func(q drivers.Queue, done func(error)) error { return q.StartRead(ctx, name, p, off, done) })
-}
-
-func (a *asyncOnly) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
-	return a.wait(func(q drivers.Queue, done func(error)) error { return q.StartWrite(ctx, name, p, off, flags, done) })
-}
+// newQueue returns a driver of a new queue of s, closed when the test ends.
+func newQueue(t testing.TB, s *Store) *drivertest.QueueDriver { return drivertest.NewQueueDriver(t, s) }
 
 // TestConformanceAsync runs the shared driver suite with every Read and
 // Write on the asynchronous path.
 func TestConformanceAsync(t *testing.T) {
 	needCluster(t)
-	var stores []*asyncOnly
-	drivertest.Run(t, drivertest.Harness{
-		Open: func(t *testing.T) drivers.Store {
-			s := &asyncOnly{Store: openStore(t, "host-a")}
-			stores = append(stores, s)
-			return s
-		},
+	drivertest.RunQueued(t, drivertest.Harness{
+		Open: func(t *testing.T) drivers.Store { return openStore(t, "host-a") },
 		OpenPeer: func(t *testing.T, first drivers.Store) drivers.Store {
-			return &asyncOnly{Store: openPeer(t, first.(*asyncOnly).Store, "host-b")}
+			return openPeer(t, first.(*Store), "host-b")
 		},
-		Files: func(t *testing.T, s drivers.Store) []string {
-			return listObjects(t, s.(*asyncOnly).Store)
-		},
+		Files: func(t *testing.T, s drivers.Store) []string { return listObjects(t, s.(*Store)) },
 	})
-	var calls int64
-	for _, s := range stores {
-		calls += s.calls.Load()
-	}
-	if calls == 0 {
-		t.Error("the suite made no asynchronous call")
-	}
-}
-
-// startWait calls StartRead or StartWrite on q and returns its result,
-// failing the test if done runs on a refused start or never runs.
-func startWait(t *testing.T, q *testQueue, start func(done func(error)) error) (startErr, doneErr error) {
-	t.Helper()
-	ran := 0
-	if err := start(func(err error) { doneErr = err; ran++ }); err != nil {
-		time.Sleep(10 * time.Millisecond)
-		if q.Poll(); ran != 0 {
-			t.Error("done ran for a start that failed")
-		}
-		return err, nil
-	}
-	if err := q.waitUntil(func() bool { return ran > 0 }, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if ran != 1 {
-		t.Errorf("done ran %d times", ran)
-	}
-	return nil, doneErr
 }
 
 // TestQueueWakes: a completion wakes the queue's poller from its futex
@@ -161,12 +42,12 @@ func TestQueueWakes(t *testing.T) {
 	data := pattern(4096, 2)
 	start := time.Now()
 	for i := range 20 {
-		if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, fmt.Sprintf("w%d", i), data, 0, 0, done) }); err != nil {
+		if _, err := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, fmt.Sprintf("w%d", i), data, 0, 0, done) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if q.timeouts > 0 || q.sleeps == 0 {
-		t.Errorf("20 writes: %d sleeps ended by a completion, %d by the 1 s timeout (%v in all)", q.sleeps, q.timeouts, time.Since(start))
+	if q.Timeouts > 0 || q.Sleeps == 0 {
+		t.Errorf("20 writes: %d sleeps ended by a completion, %d by the 1 s timeout (%v in all)", q.Sleeps, q.Timeouts, time.Since(start))
 	}
 }
 
@@ -175,12 +56,12 @@ func TestAsyncReadWrite(t *testing.T) {
 	q := newQueue(t, s)
 	ctx := context.Background()
 	data := pattern(10000, 1)
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 4093, drivers.WriteFUA, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "obj", data, 4093, drivers.WriteFUA, done) }); err != nil {
 		t.Fatalf("StartWrite: %v", err)
 	}
 	// Across the start, the data and past the end, into a dirty buffer.
 	got := pattern(20000, 9)
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "obj", got, 4000, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "obj", got, 4000, done) }); err != nil {
 		t.Fatalf("StartRead: %v", err)
 	}
 	want := make([]byte, 20000)
@@ -194,7 +75,7 @@ func TestAsyncReadWrite(t *testing.T) {
 		off  int64
 	}{{"obj", 1 << 20}, {"missing", 0}} {
 		got := pattern(4096, 3)
-		if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, tc.name, got, tc.off, done) }); err != nil {
+		if _, err := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, tc.name, got, tc.off, done) }); err != nil {
 			t.Fatalf("StartRead %s at %d: %v", tc.name, tc.off, err)
 		}
 		if !bytes.Equal(got, make([]byte, 4096)) {
@@ -202,7 +83,7 @@ func TestAsyncReadWrite(t *testing.T) {
 		}
 	}
 	// A write of nothing succeeds and creates nothing.
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "empty", nil, 0, drivers.WriteFlush, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "empty", nil, 0, drivers.WriteFlush, done) }); err != nil {
 		t.Fatalf("empty StartWrite: %v", err)
 	}
 	if _, err := s.Size(ctx, "empty"); !errors.Is(err, drivers.ErrNotFound) {
@@ -217,11 +98,11 @@ func TestAsyncLarge(t *testing.T) {
 	q := newQueue(t, s)
 	ctx := context.Background()
 	data := pattern(maxIOBytes+5000, 4)
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "big", data, 100, 0, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "big", data, 100, 0, done) }); err != nil {
 		t.Fatalf("StartWrite: %v", err)
 	}
 	got := make([]byte, len(data)+100)
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "big", got, 0, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "big", got, 0, done) }); err != nil {
 		t.Fatalf("StartRead: %v", err)
 	}
 	if !bytes.Equal(got[:100], make([]byte, 100)) || !bytes.Equal(got[100:], data) {
@@ -253,20 +134,20 @@ func TestAsyncErrors(t *testing.T) {
 		{"write negative offset", func(done func(error)) error { return q.StartWrite(ctx, "x", buf, -1, 0, done) }, drivers.ErrInvalidRange},
 		{"cancelled", func(done func(error)) error { return q.StartWrite(cancelled, "x", buf, 0, 0, done) }, context.Canceled},
 	} {
-		startErr, _ := startWait(t, q, tc.start)
+		startErr, _ := q.Start(t, tc.start)
 		if !errors.Is(startErr, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.what, startErr, tc.want)
 		}
 	}
 	// Past the OSD's largest object (osd_max_object_size, 128 MiB).
-	startErr, doneErr := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "huge", buf, 1<<40, 0, done) })
+	startErr, doneErr := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "huge", buf, 1<<40, 0, done) })
 	if startErr != nil || !errors.Is(doneErr, syscall.EFBIG) {
 		t.Errorf("write at 1 TiB: start %v, done %v; want done EFBIG", startErr, doneErr)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	startErr, _ = startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "x", buf, 0, done) })
+	startErr, _ = q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "x", buf, 0, done) })
 	if !errors.Is(startErr, ErrClosed) {
 		t.Errorf("StartRead after Close: %v, want ErrClosed", startErr)
 	}
@@ -314,12 +195,12 @@ func TestAsyncDeadCluster(t *testing.T) {
 	const timeout = 2 * time.Second
 	s, _, kill := doomedStore(t, timeout)
 	ctx := context.Background()
-	var queues []*testQueue
+	var queues []*drivertest.QueueDriver
 	for range 8 {
 		queues = append(queues, newQueue(t, s))
 	}
 	q := queues[0]
-	if _, err := startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
+	if _, err := q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("alive"), 0, 0, done) }); err != nil {
 		t.Fatalf("write while alive: %v", err)
 	}
 	kill()
@@ -330,9 +211,9 @@ func TestAsyncDeadCluster(t *testing.T) {
 			start := time.Now()
 			var startErr, doneErr error
 			if i%2 == 0 {
-				startErr, doneErr = startWait(t, q, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("dead"), 0, 0, done) })
+				startErr, doneErr = q.Start(t, func(done func(error)) error { return q.StartWrite(ctx, "x", []byte("dead"), 0, 0, done) })
 			} else {
-				startErr, doneErr = startWait(t, q, func(done func(error)) error { return q.StartRead(ctx, "x", make([]byte, 5), 0, done) })
+				startErr, doneErr = q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "x", make([]byte, 5), 0, done) })
 			}
 			took := time.Since(start)
 			if startErr != nil || !errors.Is(doneErr, syscall.ETIMEDOUT) {

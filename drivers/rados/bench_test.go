@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/archipelago-go/archipelago/drivers/drivertest"
 )
 
 // The benchmarks do what "rados bench" does, through this driver: 4 KiB
@@ -148,7 +150,7 @@ func driverPhase(t *testing.T, d time.Duration, op func(i int64) error) float64 
 // path for d, polling q as a blocker port does, and returns ops/s.
 // start(i, slot, done) starts operation i on q in slot (0 to
 // benchDepth-1), which no other operation in flight uses.
-func asyncPhase(t *testing.T, d time.Duration, q *testQueue, start func(i int64, slot int, done func(error)) error) float64 {
+func asyncPhase(t *testing.T, d time.Duration, q *drivertest.QueueDriver, start func(i int64, slot int, done func(error)) error) float64 {
 	t.Helper()
 	free := make([]int, 0, benchDepth)
 	for slot := range benchDepth {
@@ -159,7 +161,7 @@ func asyncPhase(t *testing.T, d time.Duration, q *testQueue, start func(i int64,
 	deadline := began.Add(d)
 	var n int64
 	for ; time.Now().Before(deadline); n++ {
-		if err := q.waitUntil(func() bool { return len(free) > 0 }, time.Second); err != nil {
+		if err := q.WaitUntil(func() bool { return len(free) > 0 }, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		slot := free[len(free)-1]
@@ -173,7 +175,7 @@ func asyncPhase(t *testing.T, d time.Duration, q *testQueue, start func(i int64,
 			t.Fatal(err)
 		}
 	}
-	if err := q.waitUntil(func() bool { return len(free) == benchDepth }, time.Second); err != nil {
+	if err := q.WaitUntil(func() bool { return len(free) == benchDepth }, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if failed != nil {

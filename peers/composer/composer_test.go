@@ -185,6 +185,55 @@ func newRigWith(t *testing.T, data drivers.Store) *rig {
 	return rg
 }
 
+// ranges sends op on vol for every range (offs[i], sizes[i]) at once, a
+// WRITE carrying model's bytes there, waits for every reply, and checks
+// that a READ returns model's bytes.
+func (rg *rig) ranges(t *testing.T, op xseg.Op, vol string, model []byte, offs, sizes []uint64) {
+	t.Helper()
+	var reqs []xseg.Request
+	for i, off := range offs {
+		r, err := rg.client.Get()
+		if err == nil {
+			err = r.Prepare(op, vol, sizes[i])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == xseg.OpWrite {
+			copy(r.Data(), model[off:off+sizes[i]])
+		}
+		r.SetOffset(off)
+		r.SetSize(sizes[i])
+		r.SetPriv(uint64(i))
+		reqs = append(reqs, r)
+	}
+	for _, r := range reqs {
+		if err := rg.client.Submit(r, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got := 0; got < len(reqs); {
+		rg.client.Wait(time.Second)
+		rep, ok := rg.client.Receive()
+		if !ok {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: %d of %d replies", op, got, len(reqs))
+			}
+			continue
+		}
+		got++
+		i := rep.Priv()
+		if err := rep.Err(); err != nil {
+			t.Fatalf("%v %d: %v", op, i, err)
+		}
+		if off, size := offs[i], sizes[i]; op == xseg.OpRead && !bytes.Equal(rep.Data()[:size], model[off:off+size]) {
+			t.Errorf("read %d (%d bytes at %d) differs from what was written", i, size, off)
+		}
+		rg.client.Put(rep)
+	}
+}
+
 // do sends one request to vlmcd and waits for its reply.
 func (rg *rig) do(t *testing.T, op xseg.Op, vol string, off uint64, data []byte, size uint64, flags xseg.Flags) ([]byte, error) {
 	t.Helper()
@@ -380,51 +429,11 @@ func TestLargeInlineIO(t *testing.T) {
 	model := make([]byte, volSize)
 	rand.New(rand.NewSource(1)).Read(model)
 	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + blockSize - size/2 } // across a block
-	many := func(op xseg.Op) {
-		var reqs []xseg.Request
-		for i := range n {
-			r, err := rg.client.Get()
-			if err == nil {
-				err = r.Prepare(op, "big", size)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			off := offset(i)
-			if op == xseg.OpWrite {
-				copy(r.Data(), model[off:off+size])
-			}
-			r.SetOffset(off)
-			r.SetSize(size)
-			r.SetPriv(uint64(i))
-			reqs = append(reqs, r)
-		}
-		for _, r := range reqs {
-			if err := rg.client.Submit(r, 1); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for got := 0; got < n; {
-			rg.client.Wait(time.Second)
-			rep, ok := rg.client.Receive()
-			if !ok {
-				if time.Now().After(deadline) {
-					t.Fatalf("%v: %d of %d replies", op, got, n)
-				}
-				continue
-			}
-			got++
-			if err := rep.Err(); err != nil {
-				t.Fatalf("%v %d: %v", op, rep.Priv(), err)
-			}
-			off := offset(int(rep.Priv()))
-			if op == xseg.OpRead && !bytes.Equal(rep.Data()[:size], model[off:off+size]) {
-				t.Errorf("read %d at %d: data differs", rep.Priv(), off)
-			}
-			rg.client.Put(rep)
-		}
+	var offs, sizes []uint64
+	for i := range n {
+		offs, sizes = append(offs, offset(i)), append(sizes, size)
 	}
+	many := func(op xseg.Op) { rg.ranges(t, op, "big", model, offs, sizes) }
 	many(xseg.OpWrite)
 	if _, err := rg.do(t, xseg.OpFlush, "big", 0, nil, 0, 0); err != nil {
 		t.Fatal(err)
@@ -488,63 +497,20 @@ func TestQueuedInlineIO(t *testing.T) {
 	const n = 64
 	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + 1<<20 - 1000 - uint64(i/60)*(1<<20) } // across a block every fourth
 	size := func(i int) uint64 { return uint64(512 + i*997%60000) }
-	// What is written, the first half of the volume; the rest reads zeros.
+	// What is written, in the first half of the volume; the rest reads
+	// zeros.
 	model := make([]byte, volSize)
 	rnd := rand.New(rand.NewSource(2))
+	var offs, sizes, writeOffs, writeSizes []uint64
 	for i := range n {
+		offs, sizes = append(offs, offset(i)), append(sizes, size(i))
 		if offset(i)+size(i) <= volSize/2 {
 			rnd.Read(model[offset(i):][:size(i)])
+			writeOffs, writeSizes = append(writeOffs, offset(i)), append(writeSizes, size(i))
 		}
 	}
-	many := func(op xseg.Op) {
-		var reqs []xseg.Request
-		for i := range n {
-			if op == xseg.OpWrite && offset(i)+size(i) > volSize/2 {
-				continue
-			}
-			r, err := rg.client.Get()
-			if err == nil {
-				err = r.Prepare(op, "small", size(i))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if op == xseg.OpWrite {
-				copy(r.Data(), model[offset(i):][:size(i)])
-			}
-			r.SetOffset(offset(i))
-			r.SetSize(size(i))
-			r.SetPriv(uint64(i))
-			reqs = append(reqs, r)
-		}
-		for _, r := range reqs {
-			if err := rg.client.Submit(r, 1); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for got := 0; got < len(reqs); {
-			rg.client.Wait(time.Second)
-			rep, ok := rg.client.Receive()
-			if !ok {
-				if time.Now().After(deadline) {
-					t.Fatalf("%v: %d of %d replies", op, got, len(reqs))
-				}
-				continue
-			}
-			got++
-			i := int(rep.Priv())
-			if err := rep.Err(); err != nil {
-				t.Fatalf("%v %d: %v", op, i, err)
-			}
-			if op == xseg.OpRead && !bytes.Equal(rep.Data()[:size(i)], model[offset(i):][:size(i)]) {
-				t.Errorf("read %d (%d bytes at %d) differs from what was written", i, size(i), offset(i))
-			}
-			rg.client.Put(rep)
-		}
-	}
-	many(xseg.OpWrite)
-	many(xseg.OpRead)
+	rg.ranges(t, xseg.OpWrite, "small", model, writeOffs, writeSizes)
+	rg.ranges(t, xseg.OpRead, "small", model, offs, sizes)
 	if cs.started.Load() == 0 {
 		t.Error("no data store operation went through the queue")
 	}
