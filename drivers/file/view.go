@@ -12,12 +12,12 @@ import (
 // (viewAfter accesses each) and in the part of the file known to exist,
 // copies from or to the page cache through it, with no system call: on a
 // host with few cores a pread's or pwrite's kernel entry and exit cost
-// more than its 4 KiB copy. The first touch of a page through a mapping faults, which costs more
-// than a system call (11 µs for a read and 17 µs for a write on this
-// project's virtual machines, against 2 µs for a pread), so pages
-// touched a few times only are better read and written with system
-// calls; so are reads and writes past the known part (a write that grows
-// the file). Writes through the view are as durable as pwrite's: the page
+// more than its 4 KiB copy. The first touch of a page through a mapping
+// faults, which costs more than a system call (11 µs for a read and 17 µs
+// for a write on this project's virtual machines, against 2 µs for a
+// pread), so pages touched a few times only are better read and written
+// with system calls; so are reads and writes past the known part (a write
+// that grows the file). Writes through the view are as durable as pwrite's: the page
 // cache is the same, and fdatasync writes back the pages a mapping
 // dirtied.
 //
@@ -90,30 +90,27 @@ func (v *view) unmap() {
 	}
 }
 
-// read fills p from off when the view holds all of it, and reports
-// whether it did.
+// read fills p from off when the view serves it, and reports whether it
+// did.
 func (v *view) read(p []byte, off int64) bool {
-	if !v.serves(off, len(p)) {
-		return false
-	}
-	if !copyFaulting(p, v.data[off:]) {
-		v.known.Store(0) // the file shrank: pread from now on
-		return false
-	}
-	return true
+	return v.serves(off, len(p)) && v.copied(p, v.data[off:])
 }
 
-// write copies p to off when the view holds all of it, and reports
-// whether it did; a fault may have left part of p written.
+// write copies p to off when the view serves it, and reports whether it
+// did; a fault may have left part of p written.
 func (v *view) write(p []byte, off int64) bool {
-	if !v.serves(off, len(p)) {
-		return false
+	return v.serves(off, len(p)) && v.copied(v.data[off:], p)
+}
+
+// copied copies src to dst, one of them in the mapping; after a fault it
+// reports false and the view serves nothing more until reads and writes
+// by system call find the file's extent again.
+func (v *view) copied(dst, src []byte) bool {
+	if copyFaulting(dst, src) {
+		return true
 	}
-	if !copyFaulting(v.data[off:], p) {
-		v.known.Store(0)
-		return false
-	}
-	return true
+	v.known.Store(0)
+	return false
 }
 
 // grow notes that the file holds at least end bytes.
