@@ -3,7 +3,6 @@ package file
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -61,14 +60,12 @@ func (s *Store) probeQueue() {
 		return
 	}
 	r.Close()
-	path := filepath.Join(s.dir, tempName(".nowait-probe", ""))
-	fd, err := openFile(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|s.oflags, 0o600)
+	fd, remove, err := createProbe(s.dir, ".nowait-probe", s.oflags)
 	if err != nil {
 		q.err = fmt.Errorf("probe %q for non-blocking I/O: %w", s.dir, err)
 		return
 	}
-	defer unix.Unlink(path)
-	defer unix.Close(fd)
+	defer remove()
 	buf := alignedBuffer(directAlign)
 	if err := pwriteFull(fd, buf, 0); err != nil {
 		q.err = fmt.Errorf("probe %q for non-blocking I/O: %w", s.dir, err)

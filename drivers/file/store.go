@@ -159,16 +159,14 @@ func probeDirectIO(dir string) error {
 	if oDirect == 0 {
 		return fmt.Errorf("%w: O_DIRECT on this operating system", ErrNotSupported)
 	}
-	path := filepath.Join(dir, tempName(".directio-probe", ""))
-	fd, err := openFile(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|oDirect, 0o600)
+	fd, remove, err := createProbe(dir, ".directio-probe", oDirect)
 	if err == unix.EINVAL {
 		return fmt.Errorf("%w: the file system under %q refuses O_DIRECT", ErrNotSupported, dir)
 	}
 	if err != nil {
 		return err
 	}
-	defer unix.Unlink(path)
-	defer unix.Close(fd)
+	defer remove()
 	buf := alignedBuffer(directAlign)
 	if err = pwriteFull(fd, buf, 0); err == nil {
 		_, err = preadFull(fd, buf, 0, true)
@@ -177,6 +175,18 @@ func probeDirectIO(dir string) error {
 		return fmt.Errorf("%w: the file system under %q fails O_DIRECT I/O", ErrNotSupported, dir)
 	}
 	return err
+}
+
+// createProbe creates an empty file in dir, named after base, opened with
+// the extra flags oflags, for probing what the file system does; remove
+// closes and unlinks it.
+func createProbe(dir, base string, oflags int) (fd int, remove func(), err error) {
+	path := filepath.Join(dir, tempName(base, ""))
+	fd, err = openFile(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|oflags, 0o600)
+	if err != nil {
+		return -1, nil, err
+	}
+	return fd, func() { unix.Close(fd); unix.Unlink(path) }, nil
 }
 
 // check validates the common arguments of a call.
