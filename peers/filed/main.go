@@ -79,15 +79,18 @@ func run(args []string) error {
 		}
 		log := p.Log().WithField("data_dir", store.Dir()).WithField("owner", b.Owner()).
 			WithField("directio", opts.DirectIO)
-		loop := b.Loop(cfg.Inflight, p.Log())
-		if err := store.QueueSupported(); err != nil || !*useRing {
-			if *useRing {
+		var loop peers.Loop
+		if *useRing {
+			if err := store.QueueSupported(); err != nil {
 				log = log.WithField("uring", err.Error())
+			} else {
+				loop = b.Loop(cfg.Inflight, p.Log())
+				log = log.WithField("uring", true)
 			}
+		}
+		if loop == nil {
 			srv := &peers.Server{Handler: b, Inflight: cfg.Inflight, Log: p.Log()}
 			loop = func(ctx context.Context, ports []*xseg.Port) { srv.Serve(ctx, ports...) }
-		} else {
-			log = log.WithField("uring", true)
 		}
 		log.Info("file store open")
 		return func(ctx context.Context, ports []*xseg.Port) {
