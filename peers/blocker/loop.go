@@ -14,13 +14,6 @@ import (
 	"github.com/archipelago-go/archipelago/xseg"
 )
 
-// Async reports whether the store has an asynchronous path
-// (drivers.AsyncStore), which Loop serves READ and WRITE through.
-func (b *Blocker) Async() bool {
-	_, ok := b.store.(drivers.AsyncStore)
-	return ok
-}
-
 // Loop returns a peers.Loop (for peers.RunLoop) that serves the ports as
 // peers.Server with b as the handler would, up to inflight requests at
 // once per port, except for READ and WRITE when the store is a

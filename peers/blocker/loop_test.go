@@ -145,8 +145,8 @@ func loopHost(t *testing.T, store drivers.Store) (*peertest.Client, func() time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.Async() {
-		t.Fatal("Async() = false for a store with an asynchronous path")
+	if _, ok := store.(drivers.AsyncStore); !ok {
+		t.Fatal("the store has no asynchronous path")
 	}
 	p, err := seg.Bind(1)
 	if err != nil {
