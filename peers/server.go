@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,10 +80,6 @@ type Server struct {
 
 // DefaultHandOff is how long a request may run on the goroutine that
 // accepted it before another goroutine takes over waiting on the port.
-// The watcher looks every DefaultHandOff/2 while requests run; shorter
-// looks disturbed the serving threads measurably on a 2-core host (a
-// fifth fewer 4 KiB reads at iodepth 1 with 1 ms), and Go's timers wake
-// an idle process at millisecond granularity anyway.
 const DefaultHandOff = 4 * time.Millisecond
 
 // Serve serves requests on ports until ctx ends, then stops accepting,
@@ -110,18 +105,15 @@ func (s *Server) Serve(ctx context.Context, ports ...*xseg.Port) {
 	if inflight <= 0 {
 		inflight = DefaultInflight
 	}
-	wt := &watcher{handOff: s.HandOff, poke: make(chan struct{}, 1)}
-	if wt.handOff <= 0 {
-		wt.handOff = DefaultHandOff
-	}
+	wt := NewWatcher(s.HandOff)
 	defer InterruptWhenDone(ctx, ports)()
 	var wg sync.WaitGroup
 	for _, p := range ports {
-		pw := &portWorkers{srv: s, port: p, log: s.Log, watcher: wt}
+		pw := &portWorkers{srv: s, port: p, log: s.Log}
 		if pw.log != nil {
 			pw.log = pw.log.WithField("port", p.Number())
 		}
-		wt.ports = append(wt.ports, pw)
+		pw.slot = wt.Slot(pw.leader.Unlock)
 		for range inflight {
 			w := &worker{ports: pw}
 			w.ctx = context.WithValue(ctx, workerKey{}, w)
@@ -130,7 +122,7 @@ func (s *Server) Serve(ctx context.Context, ports ...*xseg.Port) {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watching sync.WaitGroup
-	watching.Go(func() { wt.run(watchCtx) })
+	watching.Go(func() { wt.Run(watchCtx) })
 	wg.Wait()
 	stopWatch()
 	watching.Wait()
@@ -160,30 +152,16 @@ func HandOff(ctx context.Context) {
 
 type workerKey struct{}
 
-// handedOff in portWorkers.serving marks a leadership taken away from the
-// goroutine serving a request.
-const handedOff = -1
-
-// clockBase makes clock readings positive, so 0 can mean "not serving".
-var clockBase = time.Now()
-
-func clock() int64 { return int64(time.Since(clockBase)) + 1 }
-
 // portWorkers are the goroutines serving one port.
 type portWorkers struct {
-	srv     *Server
-	port    *xseg.Port
-	log     *logrus.Entry
-	watcher *watcher
+	srv  *Server
+	port *xseg.Port
+	log  *logrus.Entry
 	// leader is held by the goroutine that waits on the port (xseg allows
 	// one waiter per port). The leader unlocks it when it stops; whoever
-	// hands the leadership off unlocks it for the leader.
+	// hands the leadership off (through slot) unlocks it for the leader.
 	leader sync.Mutex
-	// serving is the clock reading at which the leader began serving the
-	// request it accepted, 0 while it waits, or handedOff. Handing off is
-	// a compare-and-swap from the reading to handedOff, so the leader and
-	// the watcher never both give the leadership away.
-	serving atomic.Int64
+	slot   *Slot
 }
 
 // worker is one goroutine of a port.
@@ -203,11 +181,9 @@ func (w *worker) run() {
 				pw.leader.Unlock()
 				return
 			}
-			w.start = clock()
-			pw.serving.Store(w.start)
-			pw.watcher.wake()
+			w.start = pw.slot.Begin()
 			pw.serve(w.ctx, r)
-			if !pw.serving.CompareAndSwap(w.start, 0) {
+			if !pw.slot.End(w.start) {
 				break // handed off: queue to lead again
 			}
 		}
@@ -215,83 +191,7 @@ func (w *worker) run() {
 }
 
 // handOff gives the leadership away if w still holds it for its request.
-func (w *worker) handOff() {
-	if w.start > 0 && w.ports.serving.CompareAndSwap(w.start, handedOff) {
-		w.ports.leader.Unlock()
-	}
-}
-
-// watcher hands off the leadership of ports whose leader has served one
-// request for longer than handOff. It sleeps while no port is busy.
-type watcher struct {
-	ports   []*portWorkers
-	handOff time.Duration
-	parked  atomic.Bool
-	poke    chan struct{}
-}
-
-// parkAfter is how many idle looks put the watcher to sleep.
-const parkAfter = 16
-
-func (wt *watcher) run(ctx context.Context) {
-	tick := time.NewTimer(wt.handOff / 2)
-	defer tick.Stop()
-	idle := 0
-	for {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-		tick.Reset(wt.handOff / 2)
-		if wt.look() {
-			idle = 0
-			continue
-		}
-		if idle++; idle < parkAfter {
-			continue
-		}
-		idle = 0
-		// Announce the nap, then look once more: a leader that starts
-		// serving either sees parked and pokes, or is seen here.
-		wt.parked.Store(true)
-		if wt.look() {
-			wt.parked.Store(false)
-			continue
-		}
-		select {
-		case <-wt.poke:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// look hands off overdue leaders and reports whether any port is busy.
-func (wt *watcher) look() (busy bool) {
-	now := clock()
-	for _, pw := range wt.ports {
-		start := pw.serving.Load()
-		if start <= 0 {
-			continue
-		}
-		busy = true
-		if time.Duration(now-start) >= wt.handOff && pw.serving.CompareAndSwap(start, handedOff) {
-			pw.leader.Unlock()
-		}
-	}
-	return busy
-}
-
-// wake wakes a parked watcher; cheap when it is not parked.
-func (wt *watcher) wake() {
-	if wt.parked.Load() && wt.parked.CompareAndSwap(true, false) {
-		select {
-		case wt.poke <- struct{}{}:
-		default:
-		}
-	}
-}
+func (w *worker) handOff() { w.ports.slot.HandOff(w.start) }
 
 // next waits for and accepts a request; false once the peer drains and
 // nothing more is accepted. It checks ctx as well as the port: a handler

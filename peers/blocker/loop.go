@@ -28,7 +28,11 @@ import (
 // them. Every other request (and a zero-size WRITE, a flush, and what the
 // queue does not take, drivers.ErrNotQueued) runs Serve: on a goroutine of
 // its own when it may wait (Options.SlowIO, or a request that hands off
-// in Serve), else at once on the port's goroutine, as peers.Server does.
+// in Serve), else at once on the port's goroutine, as peers.Server does;
+// and as there, when one of those runs past peers.DefaultHandOff, a new
+// goroutine takes the port over (peers.Watcher), so a request that turned
+// out slow (a cold read from disk, a write the kernel throttles) holds up
+// its own client only.
 //
 // When ctx ends, Loop stops accepting, interrupts the ports, waits until
 // every accepted request is answered and returns; it does not close b.
@@ -40,15 +44,23 @@ func (b *Blocker) Loop(inflight int, log *logrus.Entry) peers.Loop {
 	}
 	return func(ctx context.Context, ports []*xseg.Port) {
 		defer peers.InterruptWhenDone(ctx, ports)()
+		wt := peers.NewWatcher(0)
 		var wg sync.WaitGroup
 		for _, p := range ports {
 			ap := &asyncPort{b: b, port: p, log: log, inflight: int64(inflight)}
 			if ap.log != nil {
 				ap.log = ap.log.WithField("port", p.Number())
 			}
+			// The leader being handed off still runs: wg cannot be at 0.
+			ap.slot = wt.Slot(func() { wg.Go(func() { ap.lead(ctx) }) })
 			wg.Go(func() { ap.run(ctx) })
 		}
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		var watching sync.WaitGroup
+		watching.Go(func() { wt.Run(watchCtx) })
 		wg.Wait()
+		stopWatch()
+		watching.Wait()
 	}
 }
 
@@ -61,6 +73,9 @@ type asyncPort struct {
 	sleep func(time.Duration) bool
 	port  *xseg.Port
 	log   *logrus.Entry
+	// slot hands the port to a new goroutine when a request served on the
+	// port's goroutine lasts; one goroutine at a time leads (lead).
+	slot *peers.Slot
 	// inflight bounds unanswered, the requests accepted and not yet
 	// answered; only run adds to it.
 	inflight   int64
@@ -88,9 +103,15 @@ func (ap *asyncPort) run(ctx context.Context) {
 			if s, ok := q.(drivers.Sleeper); ok {
 				ap.sleep = s.Sleep
 			}
-			defer q.Close()
 		}
 	}
+	ap.lead(ctx)
+}
+
+// lead accepts, starts and answers requests until ctx ends, then drains
+// and closes the queue; or until a request it serves itself is handed
+// off, and another goroutine leads from then on.
+func (ap *asyncPort) lead(ctx context.Context) {
 	pause := fullPause
 	for ctx.Err() == nil && !ap.port.Interrupted() {
 		ap.poll()
@@ -114,8 +135,12 @@ func (ap *asyncPort) run(ctx context.Context) {
 			case ap.start(r):
 			case ap.b.slowIO || waits(r.Op(), r.Flags(), r.Size()):
 				go ap.serve(ctx, r)
-			default:
-				ap.serve(ctx, r) // quick: a hand-off would cost more
+			default: // quick: a hand-off would cost more
+				start := ap.slot.Begin()
+				ap.serve(ctx, r)
+				if !ap.slot.End(start) {
+					return // it lasted: another goroutine leads now
+				}
 			}
 		}
 		if !accepted {
@@ -125,6 +150,9 @@ func (ap *asyncPort) run(ctx context.Context) {
 	// Drain: every accepted request gets its answer.
 	for ap.poll(); ap.unanswered.Load() > 0; ap.poll() {
 		time.Sleep(fullPause)
+	}
+	if ap.queue != nil {
+		ap.queue.Close()
 	}
 }
 

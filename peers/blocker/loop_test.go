@@ -265,3 +265,68 @@ func TestLoopInflight(t *testing.T) {
 		t.Errorf("%d writes took the asynchronous path, want %d", got, n+3)
 	}
 }
+
+// stuckStore's Size of "stuck" waits until release is closed.
+type stuckStore struct {
+	*asyncStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckStore) Size(ctx context.Context, name string) (int64, error) {
+	if name == "stuck" {
+		close(s.entered)
+		<-s.release
+	}
+	return s.asyncStore.Size(ctx, name)
+}
+
+// TestLoopHandsOffSlowRequest: a request served on the port's goroutine
+// that lasts (an INFO stuck in the store) is handed off; reads and writes
+// keep being served, through the queue, until it returns.
+func TestLoopHandsOffSlowRequest(t *testing.T) {
+	stats := &asyncStats{}
+	store := &stuckStore{asyncStore: &asyncStore{Store: openFile(t), stats: stats}, entered: make(chan struct{}), release: make(chan struct{})}
+	c, stop := loopHost(t, store)
+	stuck, err := c.Submit(peertest.Req{Op: xseg.OpInfo, Target: "stuck", DataLen: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-store.entered
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for i := range 8 {
+			data := pattern(4096, byte(i))
+			wantErr(t, "write", c.MustDo(t, peertest.Req{Op: xseg.OpWrite, Target: "obj", Offset: uint64(i) * 4096, Size: 4096, Data: data}), nil)
+			rep := c.MustDo(t, peertest.Req{Op: xseg.OpRead, Target: "obj", Offset: uint64(i) * 4096, Size: 4096})
+			wantErr(t, "read", rep, nil)
+			if !bytes.Equal(rep.Data, data) {
+				t.Errorf("block %d: read back differs", i)
+			}
+		}
+	}()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		close(store.release)
+		<-served
+		t.Fatal("reads and writes waited behind the stuck INFO")
+	}
+	if stats.reads.Load() != 8 || stats.writes.Load() != 8 {
+		t.Errorf("%d reads and %d writes through the queue, want 8 and 8", stats.reads.Load(), stats.writes.Load())
+	}
+	close(store.release)
+	rep, r, err := c.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Index() != stuck.Index() {
+		t.Fatalf("reply to request %d, want the stuck INFO (%d)", r.Index(), stuck.Index())
+	}
+	c.Port.Put(r)
+	wantErr(t, "stuck info", rep, syscall.ENOENT)
+	// The new leader serves on, and drains.
+	wantErr(t, "info", c.MustDo(t, peertest.Req{Op: xseg.OpInfo, Target: "obj", DataLen: 8}), nil)
+	stop()
+}
