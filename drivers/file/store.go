@@ -78,7 +78,9 @@ type Store struct {
 	owner   string
 	direct  bool
 	views   bool // map object files to read and write through (see view)
-	oflags  int  // extra open flags for object files
+	// viewHoles: a read through a view would allocate a hole (tmpfs).
+	viewHoles bool
+	oflags    int // extra open flags for object files
 
 	cache    *fdCache
 	queueing queueSupport
@@ -130,7 +132,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		s.direct, s.oflags = true, oDirect
 	}
-	s.views = !s.direct && mapsFiles(s.dir)
+	if !s.direct {
+		s.views, s.viewHoles = mapsFiles(s.dir)
+	}
 	return s, nil
 }
 
@@ -281,7 +285,7 @@ func (s *Store) open(name string, create bool) (*object, error) {
 func (s *Store) mapObject(o *object) {
 	var st unix.Stat_t
 	if s.views && unix.Fstat(o.fd, &st) == nil {
-		o.view.mapView(o.fd, st.Size)
+		o.view.mapView(o.fd, st.Size, s.viewHoles)
 	}
 }
 

@@ -14,17 +14,27 @@ func copyFileRange(src int, srcOff *int64, dst int, dstOff *int64, n int) (int, 
 }
 
 // mapsFiles reports whether dir is on a local file system whose files the
-// store maps to read through (see view): tmpfs, ext2/3/4, XFS, btrfs.
-func mapsFiles(dir string) bool {
+// store maps to read through (see view): tmpfs, ext2/3/4, XFS, btrfs; and
+// whether a read through a mapping allocates a hole's page for good
+// (tmpfs, where a pread of a hole allocates nothing).
+func mapsFiles(dir string) (maps, holesFill bool) {
 	var st unix.Statfs_t
 	if unix.Statfs(dir, &st) != nil {
-		return false
+		return false, false
 	}
 	switch uint32(st.Type) {
-	case unix.TMPFS_MAGIC, unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
-		return true
+	case unix.TMPFS_MAGIC:
+		return true, true
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
+		return true, false
 	}
-	return false
+	return false, false
+}
+
+// isData reports whether the page at off holds data, not a hole.
+func isData(fd int, off int64) bool {
+	at, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	return err == nil && at == off
 }
 
 // nowaitIO reports whether fd's file system serves reads, and writes,

@@ -11,6 +11,8 @@ func fdatasync(fd int) error { return ignoringEINTR(func() error { return unix.F
 
 func copyFileRange(int, *int64, int, *int64, int) (int, error) { return 0, unix.ENOSYS }
 
-func mapsFiles(string) bool { return false }
+func mapsFiles(string) (maps, holesFill bool) { return false, false }
+
+func isData(int, int64) bool { return false }
 
 func nowaitIO(int, []byte) (reads, writes bool) { return false, false }

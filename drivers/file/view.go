@@ -30,6 +30,11 @@ import (
 // fault, the view is no longer used, and pread or pwrite does the work
 // (and reports ENOSPC). Views are made only on local file systems
 // (mapsFiles): not on NFS, where another host can shrink a file.
+//
+// On tmpfs a read through a mapping of a hole allocates its page for good,
+// where a pread returns zeros and allocates nothing; a thin object there
+// would fill in wherever it is read often. So on tmpfs a page turns hot
+// only if it holds data (SEEK_DATA); a hole starts counting again.
 const (
 	viewBytes = 4 << 20
 	pageBytes = 4096
@@ -51,16 +56,20 @@ type view struct {
 	known atomic.Int64
 	// touches counts each page's accesses, up to viewAfter.
 	touches []atomic.Uint32
+	// fd is the mapped file's, when pages must be data to turn hot.
+	fd         int
+	checkHoles bool
 }
 
 // mapView maps the file fd of size bytes; on failure the view stays empty
-// and reads use pread.
-func (v *view) mapView(fd int, size int64) {
+// and reads use pread. With checkHoles, only pages that hold data turn
+// hot.
+func (v *view) mapView(fd int, size int64, checkHoles bool) {
 	data, err := unix.Mmap(fd, 0, viewBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return
 	}
-	v.data = data
+	v.data, v.fd, v.checkHoles = data, fd, checkHoles
 	v.touches = make([]atomic.Uint32, viewBytes/pageBytes)
 	v.known.Store(min(size, viewBytes))
 }
@@ -75,7 +84,9 @@ func (v *view) serves(off int64, n int) bool {
 	hot := true
 	for pg := off / pageBytes; pg <= (off+int64(n)-1)/pageBytes; pg++ {
 		if t := &v.touches[pg]; t.Load() < viewAfter {
-			t.Add(1)
+			if t.Add(1) == viewAfter && v.checkHoles && !isData(v.fd, pg*pageBytes) {
+				t.Store(0)
+			}
 			hot = false
 		}
 	}

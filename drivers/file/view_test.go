@@ -160,7 +160,14 @@ func TestViewWriteNoSpace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	heat(t, s, "sparse", 256<<10, 4096) // a hole: reading it allocates nothing
+	// The hole at 256 KiB is hot, as reads make a hole hot where they
+	// allocate nothing (ext4); on tmpfs only data turns hot.
+	o, err := s.get("sparse", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.view.touches[(256<<10)/pageBytes].Store(viewAfter)
+	s.release(o)
 	// Fill the file system.
 	big := bytes.Repeat([]byte("f"), 64<<10)
 	for i := 0; ; i++ {
@@ -171,12 +178,71 @@ func TestViewWriteNoSpace(t *testing.T) {
 			break
 		}
 	}
-	err := s.Write(ctx, "sparse", page, 256<<10, 0)
+	err = s.Write(ctx, "sparse", page, 256<<10, 0)
 	if !errors.Is(err, unix.ENOSPC) {
 		t.Errorf("write into a hole of a full file system: %v, want ENOSPC", err)
+	}
+	if o, err := s.get("sparse", false); err == nil {
+		if k := o.view.known.Load(); k != 0 {
+			t.Errorf("the view knows %d bytes after the write: it did not fault", k)
+		}
+		s.release(o)
 	}
 	got := make([]byte, 4096)
 	if err := s.Read(ctx, "sparse", got, 512<<10); err != nil || !bytes.Equal(got, page) {
 		t.Errorf("read back: %v, %q...", err, got[:4])
+	}
+}
+
+// TestViewHolesOnTmpfs: on tmpfs, where a read through a mapping would
+// allocate a hole's page, a hole read many times stays a hole (and reads
+// as zeros); a page of data read as often turns hot.
+func TestViewHolesOnTmpfs(t *testing.T) {
+	dir, err := os.MkdirTemp("/dev/shm", "view-holes-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if maps, holesFill := mapsFiles(dir); !maps || !holesFill {
+		t.Skip("/dev/shm is not tmpfs")
+	}
+	s := openStore(t, dir, Options{})
+	ctx := context.Background()
+	data := bytes.Repeat([]byte{7}, pageBytes)
+	if err := s.Write(ctx, "thin", data, 1<<20, 0); err != nil { // 1 MiB of hole first
+		t.Fatal(err)
+	}
+	p := make([]byte, pageBytes)
+	for range 4 * viewAfter {
+		for _, off := range []int64{0, 512 << 10, 1 << 20} {
+			if err := s.Read(ctx, "thin", p, off); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]byte, pageBytes)
+			if off == 1<<20 {
+				want = data
+			}
+			if !bytes.Equal(p, want) {
+				t.Fatalf("read at %d: %d..., want %d...", off, p[0], want[0])
+			}
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(objectPath(s.Dir(), "thin"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 != pageBytes {
+		t.Errorf("the object holds %d bytes after reads of its holes, want the %d written", st.Blocks*512, pageBytes)
+	}
+	o, err := s.get("thin", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release(o)
+	if !o.view.serves(1<<20, pageBytes) {
+		t.Error("the page of data is not hot")
+	}
+	if o.view.serves(0, pageBytes) {
+		t.Error("a hole is hot")
 	}
 }
