@@ -77,7 +77,7 @@ type asyncPort struct {
 	// port's goroutine lasts; one goroutine at a time leads (lead).
 	slot *peers.Slot
 	// inflight bounds unanswered, the requests accepted and not yet
-	// answered; only run adds to it.
+	// answered; only the leading goroutine (lead) adds to it.
 	inflight   int64
 	unanswered atomic.Int64
 }
