@@ -64,9 +64,11 @@ type Composer struct {
 	data drivers.Store // object I/O done here, if set (SetData)
 	// queue, when data is a drivers.AsyncStore whose queue works here,
 	// takes the data store's reads and writes that it can (io_uring);
-	// queued counts its operations in flight.
+	// slow runs its syncs. queued counts the operations of both in
+	// flight.
 	queue  drivers.Queue
 	sleep  func(time.Duration) bool
+	slow   slowCalls
 	queued int
 
 	// Reused so that a READ or WRITE served from the cache allocates
@@ -100,6 +102,7 @@ func New(port *xseg.Port, mapper, blocker int, log *logrus.Entry) *Composer {
 		port: port, mapper: mapper, blocker: blocker, log: log,
 		volumes: make(map[string]*volume),
 		pending: make(map[uint32]*pending),
+		slow:    slowCalls{wake: port.WakeWord()},
 	}
 }
 
@@ -151,12 +154,13 @@ type pending struct {
 func (c *Composer) Serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, c.port.Interrupt)
 	defer stop()
-	var ready func() bool
+	ready := c.slow.ready.Load
 	if async, ok := c.data.(drivers.AsyncStore); ok {
 		if q, err := async.NewQueue(c.port.WakeWord()); err != nil {
 			c.log.WithError(err).Debug("no asynchronous queue for the data store: a system call per object I/O")
 		} else {
-			c.queue, ready = q, q.Ready
+			c.queue = q
+			ready = func() bool { return c.slow.ready.Load() || q.Ready() }
 			if s, ok := q.(drivers.Sleeper); ok {
 				c.sleep = s.Sleep
 			}
@@ -185,6 +189,7 @@ func (c *Composer) Serve(ctx context.Context) {
 		if c.queue != nil {
 			c.queue.Poll() // submits the batch just issued, answers what completed
 		}
+		c.slow.poll()
 		if draining {
 			if len(c.pending) == 0 && c.queued == 0 && !c.anyHeld() {
 				return
@@ -408,8 +413,9 @@ func (c *Composer) issue(io *pending, segs []protocol.Segment) {
 }
 
 // dataIO reads or writes one segment of io through the data store: on
-// the queue when it takes it (io then counts it as a child until its done
-// runs), else at once.
+// the queue when it takes it, on a goroutine when it syncs (a FUA or
+// FLUSH write), io then counting it as a child until its done runs; else
+// at once.
 func (c *Composer) dataIO(io *pending, op xseg.Op, s protocol.Segment, p []byte, flags xseg.Flags) error {
 	ctx := context.Background()
 	var wf drivers.WriteFlags
@@ -435,13 +441,19 @@ func (c *Composer) dataIO(io *pending, op xseg.Op, s protocol.Segment, p []byte,
 			return dataErr(err)
 		}
 	}
+	if op == xseg.OpWrite && wf != 0 {
+		c.queued++
+		io.count++
+		c.slow.run(func() error { return c.data.Write(ctx, s.Object, p, int64(s.Offset), wf) }, io.dataDone)
+		return nil
+	}
 	if op == xseg.OpRead {
 		return dataErr(c.data.Read(ctx, s.Object, p, int64(s.Offset)))
 	}
 	return dataErr(c.data.Write(ctx, s.Object, p, int64(s.Offset), wf))
 }
 
-// dataDone ends a queued data store operation of io.
+// dataDone ends a queued or slow data store operation of io.
 func (c *Composer) dataDone(io *pending, err error) {
 	c.queued--
 	if err != nil && io.err == nil {
@@ -608,7 +620,11 @@ func (c *Composer) runFrozen(v *volume) {
 	}
 	// A barrier: the blocker makes every acknowledged write durable.
 	if c.data != nil {
-		c.thaw(v, p.req, dataErr(c.data.Flush(context.Background())))
+		c.queued++
+		c.slow.run(func() error { return c.data.Flush(context.Background()) }, func(err error) {
+			c.queued--
+			c.thaw(v, p.req, dataErr(err))
+		})
 		return
 	}
 	q, err := c.port.Get()

@@ -515,3 +515,111 @@ func TestQueuedInlineIO(t *testing.T) {
 		t.Error("no data store operation went through the queue")
 	}
 }
+
+// syncStallingStore is a file store whose syncs (Flush, and writes with
+// FUA or FLUSH) wait until release is closed; entered is closed when the
+// first one starts.
+type syncStallingStore struct {
+	*file.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (s *syncStallingStore) stall() {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+}
+
+func (s *syncStallingStore) Flush(ctx context.Context) error {
+	s.stall()
+	return s.Store.Flush(ctx)
+}
+
+func (s *syncStallingStore) Write(ctx context.Context, name string, p []byte, off int64, flags drivers.WriteFlags) error {
+	if flags != 0 {
+		s.stall()
+	}
+	return s.Store.Write(ctx, name, p, off, flags)
+}
+
+// TestSyncsDoNotStallOtherVolumes: while a FLUSH of one volume and a FUA
+// write of another wait on the disk, reads and writes of a third are
+// served; the syncs complete afterwards.
+func TestSyncsDoNotStallOtherVolumes(t *testing.T) {
+	st, err := file.Open(t.TempDir(), file.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ss := &syncStallingStore{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+	rg := newRigWith(t, ss)
+	var released sync.Once
+	release := func() { released.Do(func() { close(ss.release) }) }
+	t.Cleanup(release) // before the rig's cleanup stops the composer
+	rg.do(t, xseg.OpWrite, "a", 0, []byte{1}, 4096, 0)
+	send := func(op xseg.Op, vol string, size uint64, flags xseg.Flags) {
+		r, err := rg.client.Get()
+		if err == nil {
+			err = r.Prepare(op, vol, size)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SetSize(size)
+		r.SetFlags(flags)
+		if err := rg.client.Submit(r, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(xseg.OpFlush, "a", 0, 0)
+	send(xseg.OpWrite, "b", 4096, xseg.FlagFUA)
+	select {
+	case <-ss.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sync started")
+	}
+	served := make(chan error, 1)
+	go func() {
+		for i := range 8 {
+			if _, err := rg.do(t, xseg.OpWrite, "c", uint64(i)*4096, []byte{byte(i + 1)}, 4096, 0); err != nil {
+				served <- err
+				return
+			}
+			got, err := rg.do(t, xseg.OpRead, "c", uint64(i)*4096, nil, 1, 0)
+			if err == nil && got[0] != byte(i+1) {
+				err = fmt.Errorf("read back %d, want %d", got[0], i+1)
+			}
+			if err != nil {
+				served <- err
+				return
+			}
+		}
+		served <- nil
+	}()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second): // before do gives up
+		release()
+		t.Fatal("volume c's I/O waited for the syncs of a and b")
+	}
+	release()
+	for range 2 {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			rg.client.Wait(time.Second)
+			if rep, ok := rg.client.Receive(); ok {
+				if err := rep.Err(); err != nil {
+					t.Errorf("%v %s: %v", rep.Op(), rep.TargetString(), err)
+				}
+				rg.client.Put(rep)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the syncs did not complete")
+			}
+		}
+	}
+}
