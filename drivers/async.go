@@ -3,6 +3,7 @@ package drivers
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -69,4 +70,42 @@ type Sleeper interface {
 	// signal); false, at once, when the queue has nothing in flight and
 	// the poller sleeps on the word itself.
 	Sleep(timeout time.Duration) bool
+}
+
+// Completions gathers the results of operations that end on other
+// goroutines for the one goroutine that polls them, as a Queue's Poll
+// does. Its zero value is empty and ready for use.
+type Completions struct {
+	mu    sync.Mutex
+	done  []func()
+	ready atomic.Bool
+}
+
+// Add queues done for the next Run and makes Ready true; the caller then
+// wakes the poller.
+func (c *Completions) Add(done func()) {
+	c.mu.Lock()
+	c.done = append(c.done, done)
+	c.ready.Store(true)
+	c.mu.Unlock()
+}
+
+// Ready reports whether Add queued something since the last Run.
+func (c *Completions) Ready() bool { return c.ready.Load() }
+
+// Run runs what Add queued, on the calling goroutine, and returns how
+// many ran.
+func (c *Completions) Run() int {
+	if !c.ready.Load() {
+		return 0
+	}
+	c.mu.Lock()
+	done := c.done
+	c.done = nil
+	c.ready.Store(false)
+	c.mu.Unlock()
+	for _, d := range done {
+		d()
+	}
+	return len(done)
 }

@@ -47,9 +47,7 @@ type asyncQueue struct {
 	s        *asyncStore
 	wake     *atomic.Uint32
 	inflight sync.WaitGroup
-	mu       sync.Mutex
-	done     []func()
-	ready    atomic.Bool
+	done     drivers.Completions
 }
 
 func (q *asyncQueue) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
@@ -86,27 +84,14 @@ func (q *asyncQueue) run(done func(error), op func() error) {
 			err = op()
 		}
 		stats.running.Add(-1)
-		q.mu.Lock()
-		q.done = append(q.done, func() { done(err) })
-		q.ready.Store(true)
-		q.mu.Unlock()
+		q.done.Add(func() { done(err) })
 		xseg.Wake(q.wake)
 	}()
 }
 
-func (q *asyncQueue) Ready() bool { return q.ready.Load() }
+func (q *asyncQueue) Ready() bool { return q.done.Ready() }
 
-func (q *asyncQueue) Poll() int {
-	q.mu.Lock()
-	done := q.done
-	q.done = nil
-	q.ready.Store(false)
-	q.mu.Unlock()
-	for _, d := range done {
-		d()
-	}
-	return len(done)
-}
+func (q *asyncQueue) Poll() int { return q.done.Run() }
 
 func (q *asyncQueue) Close() {
 	q.inflight.Wait()

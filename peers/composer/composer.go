@@ -154,13 +154,13 @@ type pending struct {
 func (c *Composer) Serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, c.port.Interrupt)
 	defer stop()
-	ready := c.slow.ready.Load
+	ready := c.slow.ready
 	if async, ok := c.data.(drivers.AsyncStore); ok {
 		if q, err := async.NewQueue(c.port.WakeWord()); err != nil {
 			c.log.WithError(err).Debug("no asynchronous queue for the data store: a system call per object I/O")
 		} else {
 			c.queue = q
-			ready = func() bool { return c.slow.ready.Load() || q.Ready() }
+			ready = func() bool { return c.slow.ready() || q.Ready() }
 			if s, ok := q.(drivers.Sleeper); ok {
 				c.sleep = s.Sleep
 			}
