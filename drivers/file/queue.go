@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -90,7 +91,7 @@ func (s *Store) NewQueue(wake *atomic.Uint32) (drivers.Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file store queue: %w", err)
 	}
-	q := &queue{s: s, r: r, wake: wake, ops: make([]queuedOp, queueEntries)}
+	q := &queue{s: s, r: r, wake: wake, ops: make([]queuedOp, queueEntries), maxRead: queueMaxIO}
 	for i := range q.ops {
 		q.free = append(q.free, uint32(len(q.ops)-1-i))
 	}
@@ -111,6 +112,7 @@ type queue struct {
 	// are unpinned when the ring runs empty.
 	bufPins runtime.Pinner
 
+	maxRead  int        // the largest read taken (TakeLargeReads)
 	ops      []queuedOp // by tag
 	free     []uint32   // tags not in use
 	inRing   int        // operations handed to the ring and not reaped
@@ -129,8 +131,14 @@ type queuedOp struct {
 	done  func(error)
 }
 
+// TakeLargeReads makes the queue take reads of any size, for a poller
+// that would otherwise make them on its own goroutine (vlmcd's loop): the
+// ring copies a read the page cache holds during the submit, as pread
+// would, and goes on with one it misses without blocking the poller.
+func (q *queue) TakeLargeReads() { q.maxRead = math.MaxInt }
+
 func (q *queue) StartRead(ctx context.Context, name string, p []byte, off int64, done func(error)) error {
-	if !q.s.queueing.reads || len(p) > queueMaxIO || (q.s.direct && !isAligned(p, off)) || len(q.free) == 0 {
+	if !q.s.queueing.reads || len(p) > q.maxRead || (q.s.direct && !isAligned(p, off)) || len(q.free) == 0 {
 		return drivers.ErrNotQueued
 	}
 	if err := q.s.check(ctx, name, off, len(p)); err != nil {

@@ -78,6 +78,13 @@ type Composer struct {
 	segs  []protocol.Segment
 }
 
+// largeReads is a queue that can take reads of any size
+// (drivers/file's): the loop would otherwise make them itself, and wait
+// there for the disk when the page cache misses.
+type largeReads interface {
+	TakeLargeReads()
+}
+
 // Forgetter is a data store that can close the files it keeps open
 // (drivers/file.Store.Forget).
 type Forgetter interface {
@@ -160,6 +167,9 @@ func (c *Composer) Serve(ctx context.Context) {
 			c.log.WithError(err).Debug("no asynchronous queue for the data store: a system call per object I/O")
 		} else {
 			c.queue = q
+			if l, ok := q.(largeReads); ok {
+				l.TakeLargeReads()
+			}
 			ready = func() bool { return c.slow.ready() || q.Ready() }
 			if s, ok := q.(drivers.Sleeper); ok {
 				c.sleep = s.Sleep

@@ -480,10 +480,11 @@ func (q *countingQueue) Sleep(timeout time.Duration) bool {
 	return q.Queue.(drivers.Sleeper).Sleep(timeout)
 }
 
-// Small requests, many at once, across blocks and of blocks never
-// written, through the data store's queue where it has one: every reply
-// carries what was written.
-func TestQueuedInlineIO(t *testing.T) {
+func (q *countingQueue) TakeLargeReads() { q.Queue.(largeReads).TakeLargeReads() }
+
+// queuedStore is a file store whose queue works here and counts what it
+// takes, or skips.
+func queuedStore(t *testing.T) *countingStore {
 	st, err := file.Open(t.TempDir(), file.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +493,32 @@ func TestQueuedInlineIO(t *testing.T) {
 	if err := st.QueueSupported(); err != nil {
 		t.Skip(err)
 	}
-	cs := &countingStore{Store: st}
+	return &countingStore{Store: st}
+}
+
+// TestLargeReadsQueued: reads of 1 MiB and more go through the queue too
+// (the loop would wait there for a cold page cache), and read back what
+// was written.
+func TestLargeReadsQueued(t *testing.T) {
+	cs := queuedStore(t)
+	rg := newRigWith(t, cs)
+	model := make([]byte, volSize)
+	rand.New(rand.NewSource(3)).Read(model)
+	offs, sizes := []uint64{0, 3 << 20, 9<<20 + 4096}, []uint64{1 << 20, 2<<20 + 777, 1 << 20}
+	rg.ranges(t, xseg.OpWrite, "large", model, offs, sizes)
+	before := cs.started.Load()
+	rg.ranges(t, xseg.OpRead, "large", model, offs, sizes)
+	// Each read spans one or two objects: at least one queued read each.
+	if got := cs.started.Load() - before; got < int64(len(offs)) {
+		t.Errorf("%d data store reads through the queue for %d large reads", got, len(offs))
+	}
+}
+
+// Small requests, many at once, across blocks and of blocks never
+// written, through the data store's queue where it has one: every reply
+// carries what was written.
+func TestQueuedInlineIO(t *testing.T) {
+	cs := queuedStore(t)
 	rg := newRigWith(t, cs)
 	const n = 64
 	offset := func(i int) uint64 { return uint64(i)*(volSize/n) + 1<<20 - 1000 - uint64(i/60)*(1<<20) } // across a block every fourth
