@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
 	--dir) base=$2; shift 2 ;;
 	--repeat) repeat=$2; shift 2 ;;
 	--json) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
 	*) echo "filed.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
