@@ -64,8 +64,8 @@ type Composer struct {
 	data drivers.Store // object I/O done here, if set (SetData)
 	// queue, when data is a drivers.AsyncStore whose queue works here,
 	// takes the data store's reads and writes that it can (io_uring);
-	// slow runs its syncs. queued counts the operations of both in
-	// flight.
+	// slow runs the data store's syncs. queued counts the operations of
+	// both in flight.
 	queue  drivers.Queue
 	sleep  func(time.Duration) bool
 	slow   slowCalls
@@ -161,7 +161,10 @@ type pending struct {
 func (c *Composer) Serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, c.port.Interrupt)
 	defer stop()
-	ready := c.slow.ready
+	var ready func() bool
+	if c.data != nil {
+		ready = c.slow.ready
+	}
 	if async, ok := c.data.(drivers.AsyncStore); ok {
 		if q, err := async.NewQueue(c.port.WakeWord()); err != nil {
 			c.log.WithError(err).Debug("no asynchronous queue for the data store: a system call per object I/O")
