@@ -66,7 +66,9 @@ func (s *Slot) Begin() int64 {
 
 // End tells that the leader is done with the request Begin returned start
 // for; false means it was handed off meanwhile, and the goroutine must no
-// longer lead.
+// longer lead. takeOver may not have run yet then: the watcher calls it
+// after its compare-and-swap, so whatever waits for the leaders must not
+// count this one's end as the port's.
 func (s *Slot) End(start int64) bool { return s.serving.CompareAndSwap(start, 0) }
 
 // HandOff gives the leadership away now, if the request Begin returned

@@ -45,15 +45,17 @@ func (b *Blocker) Loop(inflight int, log *logrus.Entry) peers.Loop {
 	return func(ctx context.Context, ports []*xseg.Port) {
 		defer peers.InterruptWhenDone(ctx, ports)()
 		wt := peers.NewWatcher(0)
+		// wg counts the ports still served: a port's leaders take turns,
+		// and only the one that drains it counts it done.
 		var wg sync.WaitGroup
 		for _, p := range ports {
-			ap := &asyncPort{b: b, port: p, log: log, inflight: int64(inflight)}
+			ap := &asyncPort{b: b, port: p, log: log, inflight: int64(inflight), drained: wg.Done}
 			if ap.log != nil {
 				ap.log = ap.log.WithField("port", p.Number())
 			}
-			// The leader being handed off still runs: wg cannot be at 0.
-			ap.slot = wt.Slot(func() { wg.Go(func() { ap.lead(ctx) }) })
-			wg.Go(func() { ap.run(ctx) })
+			ap.slot = wt.Slot(func() { go ap.lead(ctx) })
+			wg.Add(1)
+			go ap.run(ctx)
 		}
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		var watching sync.WaitGroup
@@ -76,6 +78,8 @@ type asyncPort struct {
 	// slot hands the port to a new goroutine when a request served on the
 	// port's goroutine lasts; one goroutine at a time leads (lead).
 	slot *peers.Slot
+	// drained is called once the port is drained and its queue closed.
+	drained func()
 	// inflight bounds unanswered, the requests accepted and not yet
 	// answered; only the leading goroutine (lead) adds to it.
 	inflight   int64
@@ -154,6 +158,7 @@ func (ap *asyncPort) lead(ctx context.Context) {
 	if ap.queue != nil {
 		ap.queue.Close()
 	}
+	ap.drained()
 }
 
 // poll answers the requests whose operations completed.
