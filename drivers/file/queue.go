@@ -112,13 +112,12 @@ type queue struct {
 	// are unpinned when the ring runs empty.
 	bufPins runtime.Pinner
 
-	maxRead  int        // the largest read taken (TakeLargeReads)
-	ops      []queuedOp // by tag
-	free     []uint32   // tags not in use
-	inRing   int        // operations handed to the ring and not reaped
-	waitSet  bool       // the ring holds a wait on wake
-	finished []func()   // dones of operations that completed without the ring
-	nFinish  atomic.Int32
+	maxRead  int                 // the largest read taken (TakeLargeReads)
+	ops      []queuedOp          // by tag
+	free     []uint32            // tags not in use
+	inRing   int                 // operations handed to the ring and not reaped
+	waitSet  bool                // the ring holds a wait on wake
+	finished drivers.Completions // operations that completed without the ring
 	reaped   []uring.Completion
 }
 
@@ -150,7 +149,7 @@ func (q *queue) StartRead(ctx context.Context, name string, p []byte, off int64,
 			q.s.release(o)
 		}
 		clear(p)
-		q.finish(func() { done(nil) })
+		q.finished.Add(func() { done(nil) })
 		return nil
 	}
 	if err != nil {
@@ -199,14 +198,8 @@ func (q *queue) add(op queuedOp) {
 	q.inRing++
 }
 
-// finish queues the done of an operation that completed at once.
-func (q *queue) finish(done func()) {
-	q.finished = append(q.finished, done)
-	q.nFinish.Add(1)
-}
-
 func (q *queue) Ready() bool {
-	return q.r.Ready() || q.r.Prepared() > 0 || q.nFinish.Load() > 0
+	return q.r.Ready() || q.r.Prepared() > 0 || q.finished.Ready()
 }
 
 // submit hands the prepared operations to the kernel. A failure is left
@@ -220,14 +213,9 @@ func (q *queue) submit() {
 func (q *queue) Poll() int {
 	q.submit()
 	n := 0
-	for len(q.finished) > 0 {
-		finished := q.finished
-		q.finished = nil
-		q.nFinish.Store(0)
-		for _, done := range finished {
-			done()
-		}
-		n += len(finished)
+	// A done may start an operation that completes at once: run those too.
+	for k := q.finished.Run(); k > 0; k = q.finished.Run() {
+		n += k
 	}
 	q.reaped = q.r.Reap(q.reaped[:0])
 	for _, c := range q.reaped {
@@ -311,7 +299,7 @@ func (q *queue) Sleep(timeout time.Duration) bool {
 }
 
 func (q *queue) Close() {
-	for q.Poll(); q.inRing > 0 || len(q.finished) > 0; q.Poll() {
+	for q.Poll(); q.inRing > 0 || q.finished.Ready(); q.Poll() {
 		q.r.SubmitAndWait(10 * time.Millisecond)
 	}
 	q.r.Close()
