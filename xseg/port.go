@@ -7,11 +7,12 @@ import (
 	"time"
 )
 
-// DefaultSpin is how long Wait polls before it sleeps: long enough to catch
-// a reply that crosses two more peers (client, vlmcd, blocker) without a
-// sleep; waking a sleeping process costs tens of microseconds on a small VM.
-// While polling, Wait yields the core now and then, so more busy peers than
-// cores still make progress.
+// DefaultSpin is how long Wait polls at most before it sleeps: long enough
+// to catch a reply that crosses two more peers (client, vlmcd, blocker)
+// without a sleep; waking a sleeping process costs tens of microseconds on
+// a small VM. While polling, Wait yields the core now and then, so more
+// busy peers than cores still make progress. A port whose waits lately
+// outlasted the spin polls only briefly (see Port.spinFor).
 const DefaultSpin = 100 * time.Microsecond
 
 // Port is a bound port: an address in the segment with a request ring
@@ -25,6 +26,9 @@ type Port struct {
 	rings *portRings
 
 	spin atomic.Int64
+	// missed is the moving share, in missScale units, of recent waits
+	// that outlasted the spin time (see spinFor).
+	missed atomic.Int64
 	// scheduled is when (since monoBase) a waiter last passed through
 	// the Go scheduler; see passScheduler.
 	scheduled   atomic.Int64
@@ -172,10 +176,12 @@ func (p *Port) WaitFor(timeout time.Duration, ready func() bool) {
 // word itself.
 func (p *Port) WaitWith(timeout time.Duration, ready func() bool, sleep func(timeout time.Duration) bool) {
 	if p.ready(ready) {
+		p.learn(0)
 		return
 	}
-	if spin := time.Duration(p.spin.Load()); spin > 0 {
-		begin := time.Now()
+	begin := time.Now()
+	defer func() { p.learn(time.Since(begin)) }()
+	if spin := p.spinFor(); spin > 0 {
 		for i := 1; ; i++ {
 			if p.ready(ready) {
 				return
@@ -225,6 +231,35 @@ func (p *Port) WaitWith(timeout time.Duration, ready func() bool, sleep func(tim
 			return
 		}
 	}
+}
+
+// spinFor returns how long the next wait polls before it sleeps: the spin
+// time, unless most recent waits outlasted it, then a twentieth of it. A
+// wait that outlasts the spin pays for a poll and a sleep both. That is
+// the common case of radosd and its clients at low queue depth, whose
+// work comes a cluster round trip (200 µs and more) apart: polling there
+// burns a core that a VM or the OSD could use, while a short poll still
+// catches work that comes in bursts.
+func (p *Port) spinFor() time.Duration {
+	spin := time.Duration(p.spin.Load())
+	if p.missed.Load() > missScale/2 {
+		return spin / 20
+	}
+	return spin
+}
+
+// missScale is the fixed-point 1 of Port.missed.
+const missScale = 1 << 10
+
+// learn adds a wait that lasted d, whether it polled or slept, to the
+// port's moving share of waits that outlasted the spin time.
+func (p *Port) learn(d time.Duration) {
+	var miss int64
+	if d >= time.Duration(p.spin.Load()) {
+		miss = missScale
+	}
+	m := p.missed.Load()
+	p.missed.Store(m + (miss-m)/8)
 }
 
 // schedulerPass is how often a port that sleeps passes through the Go

@@ -398,6 +398,44 @@ func TestWaitForWakes(t *testing.T) {
 	}
 }
 
+// TestSpinAdapts: a port polls for its whole spin time while its waits
+// end within it, briefly once most outlast it, and fully again after a
+// run of short waits.
+func TestSpinAdapts(t *testing.T) {
+	s, _ := newSegment(t, testGeometry)
+	server, _ := s.Bind(1)
+	client, _ := s.BindDynamic()
+	const spin = 2 * time.Millisecond
+	server.SetSpin(spin)
+	if got := server.spinFor(); got != spin {
+		t.Fatalf("new port polls %v, want %v", got, spin)
+	}
+	// Waits that time out after the spin time: nothing came within it.
+	for range 8 {
+		server.Wait(2 * spin)
+	}
+	if got := server.spinFor(); got != spin/20 {
+		t.Fatalf("after long waits the port polls %v, want %v", got, spin/20)
+	}
+	// Waits that a request ends at once.
+	for range 8 {
+		r, err := client.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		client.Submit(r, 1)
+		server.Wait(0)
+		got, _ := server.Accept()
+		server.Respond(got, nil)
+		client.Wait(0)
+		rep, _ := client.Receive()
+		client.Put(rep)
+	}
+	if got := server.spinFor(); got != spin {
+		t.Fatalf("after short waits the port polls %v, want %v", got, spin)
+	}
+}
+
 func TestBufferPool(t *testing.T) {
 	s, _ := newSegment(t, testGeometry)
 	p := &s.pool
