@@ -36,6 +36,11 @@ mapperd on port 2, vlmcd on port 3, nbdd on a dynamic port serving NBD
 on <run dir>/nbd.sock; pid files and logs in /run/archipelago (root) or
 $XDG_RUNTIME_DIR/archipelago.
 
+A role's cpus key (a CPU list: cpus = 2-3,6) starts that peer allowed to
+run on those CPUs only, every thread of it: on a hypervisor, keep the
+storage peers off the VMs' cores, and a peer and its busiest client off
+each other's.
+
 The peer binaries (filed, radosd, mapperd, vlmcd, nbdd) are looked up beside this
 binary, then in $PATH.
 

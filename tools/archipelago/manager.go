@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/archipelago-go/archipelago/peers"
 	"github.com/archipelago-go/archipelago/tools/hostconf"
@@ -260,7 +263,7 @@ func (m *manager) startPeer(bin string, p hostconf.Peer) (int, error) {
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, p.CPUs); err != nil {
 		return 0, fmt.Errorf("[%s] start %s: %w", p.Role, bin, err)
 	}
 	exited := make(chan error, 1)
@@ -283,6 +286,32 @@ func (m *manager) startPeer(bin string, p hostconf.Peer) (int, error) {
 		<-exited
 		return fail(fmt.Sprintf("was not ready within %v: killed", m.timeout))
 	}
+}
+
+// startOn starts cmd allowed to run on cpus only (every CPU when empty).
+// The child inherits the affinity of the thread that forks it, before it
+// runs anything: this thread is pinned for the fork, then set back.
+func startOn(cmd *exec.Cmd, cpus []int) error {
+	if len(cpus) == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return fmt.Errorf("read this thread's CPUs: %w", err)
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("cpus %v: %w (none of them online or allowed here?)", cpus, err)
+	}
+	err := cmd.Start()
+	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
+		err = fmt.Errorf("set this thread's CPUs back: %w", rerr)
+	}
+	return err
 }
 
 // logTail returns the last n lines written to path from offset on.

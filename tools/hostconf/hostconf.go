@@ -34,7 +34,8 @@
 //	[XSEG]         SEGMENT_DIR (/dev/shm), SEGMENT_REQUESTS (4096)
 //	[ARCHIPELAGO]  RUN_DIR (/var/run/archipelago: pid files),
 //	               LOG_DIR (/var/log/archipelago: <role>.log unless logfile)
-//	[<role>]       owner (file_blocker, mapperd: the lock owner)
+//	[<role>]       owner (file_blocker, mapperd: the lock owner),
+//	               cpus (a CPU list, 0-3,8: the CPUs the peer runs on)
 //
 // The segment's geometry follows: SEGMENT_PORTS ports, of which the first
 // SEGMENT_PORTS-SEGMENT_DYNPORTS are static (peers bind them by number) and
@@ -101,6 +102,9 @@ type Peer struct {
 	LogLevel string `json:"log_level"`
 	LogFile  string `json:"log_file"`
 	PIDFile  string `json:"pid_file"`
+	// CPUs (ours, key cpus) are the only CPUs archipelago start lets the
+	// peer run on; none: every CPU.
+	CPUs []int `json:"cpus,omitempty"`
 
 	// file_blocker
 	DataDir string `json:"data_dir,omitempty"`

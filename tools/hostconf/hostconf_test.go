@@ -3,6 +3,7 @@ package hostconf
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,11 +99,35 @@ func TestErrors(t *testing.T) {
 		"[PEERS]\nROLES = b m v\n[b]\ntype = rados_blocker\nportno_start=1\n":                       "pool: required",
 		"[PEERS]\nROLES = blockerb blockerm mapperd vlmcd n\n[n]\ntype = nbdd\nportno_start = 9\n":  "nbdd binds a dynamic port",
 		"[PEERS]\nROLES = blockerb blockerm mapperd vlmcd n\n[n]\ntype = nbdd\nvlmcd_port = 1001\n": "vlmcd_port 1001: no vlmcd",
+		"[vlmcd]\ncpus = 2-1\n":    `cpus = "2-1": "2-1": want a CPU number or a range N-M`,
+		"[vlmcd]\ncpus = one\n":    `cpus = "one"`,
+		"[vlmcd]\ncpus = 0,4096\n": "CPU 4096: the largest is 1023",
 	}
 	for text, want := range bad {
 		_, err := Parse(text)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want an error with %q", text, err, want)
+		}
+	}
+}
+
+func TestParseCPUs(t *testing.T) {
+	for in, want := range map[string]string{
+		"0":             "[0]",
+		"3,1-2":         "[1 2 3]",
+		" 0 - 1 , 1 ":   "[0 1]",
+		"8-10,0,9":      "[0 8 9 10]",
+		"1023":          "[1023]",
+		"2-2,5-6,12-13": "[2 5 6 12 13]",
+	} {
+		got, err := ParseCPUs(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", ",", "-1", "1-", "a", "3-2", "1024", "0-2000"} {
+		if got, err := ParseCPUs(in); err == nil {
+			t.Errorf("ParseCPUs(%q) = %v, want an error", in, got)
 		}
 	}
 }

@@ -78,7 +78,7 @@ var (
 	xsegKeys        = []string{"segment_ports", "segment_dynports", "segment_size", "vtool_start", "vtool_end",
 		"segment_type", "segment_name", "segment_alignment", "segment_dir", "segment_requests"}
 	peersKeys  = []string{"roles", "order"}
-	commonKeys = []string{"type", "portno_start", "portno_end", "nr_ops", "log_level", "umask", "logfile", "threshold", "nr_threads"}
+	commonKeys = []string{"type", "portno_start", "portno_end", "nr_ops", "log_level", "umask", "logfile", "threshold", "nr_threads", "cpus"}
 	typeKeys   = map[string][]string{
 		FileBlocker:  {"archip_dir", "fdcache", "direct", "lock_dir", "pithos_migrate", "unique_str", "prefix", "owner"},
 		RadosBlocker: {"pool", "cephx_id", "owner"},
@@ -272,6 +272,13 @@ func makePeer(role, typ string, v map[string]string) (Peer, error) {
 	if perr == nil {
 		p.LogLevel = logLevels[lvl]
 	}
+	if c := v["cpus"]; c != "" {
+		cpus, err := ParseCPUs(c)
+		if err != nil && perr == nil {
+			perr = fmt.Errorf("[%s] cpus = %q: %w", role, c, err)
+		}
+		p.CPUs = cpus
+	}
 	p.LogFile = v["logfile"]
 	if p.LogFile != "" && !filepath.IsAbs(p.LogFile) {
 		perr = fmt.Errorf("[%s] logfile = %q: want an absolute path", role, p.LogFile)
@@ -322,4 +329,39 @@ func makePeer(role, typ string, v map[string]string) (Peer, error) {
 		p.MaxConnections = num("max_connections", 0)
 	}
 	return p, perr
+}
+
+// maxCPU bounds the CPU numbers of a cpus list: the kernel's default
+// CPU_SETSIZE.
+const maxCPU = 1023
+
+// ParseCPUs reads a CPU list as taskset and /proc/PID/status write it:
+// numbers and ranges separated by commas ("0-3,8,10-11"), in any order.
+// It returns the CPUs in ascending order, each once.
+func ParseCPUs(s string) ([]int, error) {
+	var set [maxCPU + 1]bool
+	for _, item := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(item), "-")
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+		if err1 != nil || err2 != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("%q: want a CPU number or a range N-M", item)
+		}
+		if b > maxCPU {
+			return nil, fmt.Errorf("CPU %d: the largest is %d", b, maxCPU)
+		}
+		for c := a; c <= b; c++ {
+			set[c] = true
+		}
+	}
+	var cpus []int
+	for c, in := range set {
+		if in {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // bins holds filed, mapperd, vlmcd, archipelago and vlmc built from the
@@ -74,6 +76,7 @@ portno_start = 1
 archip_dir = %s
 log_level = 2
 owner = %s
+cpus = %d
 [mapperd]
 portno_start = 2
 portno_end = 2
@@ -85,11 +88,49 @@ portno_start = 3
 portno_end = 3
 blocker_port = 1
 mapper_port = 2
-`, h.runDir, h.runDir, os.Getpid(), h.segDir, data, owner, owner)
+`, h.runDir, h.runDir, os.Getpid(), h.segDir, data, owner, firstCPU(t), owner)
 	if err := os.WriteFile(h.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// firstCPU is the lowest CPU this test may run on: the blocker is pinned
+// to it (key cpus).
+func firstCPU(t *testing.T) int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; ; c++ {
+		if set.IsSet(c) {
+			return c
+		}
+	}
+}
+
+// cpusAllowed returns the CPU list every thread of process pid may run
+// on, as /proc writes it; threads that disagree fail the test.
+func cpusAllowed(t *testing.T, pid int) string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	list := ""
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(string(b), "Cpus_allowed_list:")
+		l, _, _ := strings.Cut(strings.TrimSpace(rest), "\n")
+		if list != "" && l != list {
+			t.Fatalf("pid %d: threads on %q and %q", pid, list, l)
+		}
+		list = l
+	}
+	return list
 }
 
 // run runs a built tool with --config and returns its stdout; a non-zero
@@ -174,6 +215,14 @@ func TestHost(t *testing.T) {
 		if p.Role != want || !p.Alive || p.State != "running" || p.Port != strconv.Itoa(i+1) || p.PID == 0 {
 			t.Errorf("status peer %d: %+v, want %s running on port %d", i, p, want, i+1)
 		}
+	}
+	// The blocker runs on the CPU its cpus key names, mapperd wherever
+	// this test may.
+	if got, want := cpusAllowed(t, st.Peers[0].PID), strconv.Itoa(firstCPU(t)); got != want {
+		t.Errorf("blocker's threads may run on CPUs %s, want %s (cpus = %s)", got, want, want)
+	}
+	if got, want := cpusAllowed(t, st.Peers[1].PID), cpusAllowed(t, os.Getpid()); got != want {
+		t.Errorf("mapperd's threads may run on CPUs %s, want this test's %s", got, want)
 	}
 
 	// An image with holes: random chunks, all-zero chunks, a partial tail.
