@@ -7,19 +7,24 @@
 # runs --repeat times, the three systems one after the other each time; the
 # table shows medians (a shared machine is noisy: look at the spread).
 # filed and fio both start warm: fio's files are in the page cache, and
-# filed's pages are hot in its views after a warm-up pass.
+# filed's pages are hot in its views after a warm-up pass. --cpus F:C pins
+# filed to CPU list F and xseg-bench to C (taskset; fio stays unpinned), as
+# a host's cpus key would: the placement that a queue depth of 1 needs.
 #
-#   bench/filed.sh [--duration 5s] [--repeat 3] [--dir /dev/shm] [--json FILE]
+#   bench/filed.sh [--duration 5s] [--repeat 3] [--dir /dev/shm] [--cpus F:C] [--json FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=5s repeat=3 base=/dev/shm out=""
+duration=5s repeat=3 base=/dev/shm out="" fcpus="" ccpus=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--duration) duration=$2; shift 2 ;;
 	--dir) base=$2; shift 2 ;;
 	--repeat) repeat=$2; shift 2 ;;
 	--json) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	--cpus)
+		[[ $2 == ?*:?* ]] || { echo "filed.sh: --cpus takes FILED:CLIENT CPU lists (1:0)" >&2; exit 2; }
+		fcpus=${2%%:*} ccpus=${2#*:}; shift 2 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "filed.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -28,13 +33,18 @@ seconds=${duration%s}
 seg="bench-filed-$$" data="$base/filed-data-$$" fiodir="$base/fio-data-$$"
 mkdir -p "$data" "$fiodir"
 bin/xseg create "$seg" >/dev/null
-bin/filed --segment "$seg" --port 1 --data-dir "$data" --log-level warning &
+pin=() cpin=()
+if [[ -n $fcpus ]]; then
+	command -v taskset >/dev/null || { echo "filed.sh: --cpus needs taskset (util-linux)" >&2; exit 1; }
+	pin=(taskset -c "$fcpus") cpin=(taskset -c "$ccpus")
+fi
+"${pin[@]}" bin/filed --segment "$seg" --port 1 --data-dir "$data" --log-level warning &
 peer=$!
 trap 'kill $peer 2>/dev/null; wait $peer 2>/dev/null; bin/xseg destroy "$seg" 2>/dev/null; rm -rf "$data" "$fiodir"' EXIT
 sleep 0.3
 
 obj() { # op pattern size iodepth
-	bin/xseg-bench object --segment "$seg" --port 1 --op "$1" --pattern "$2" --size "$3" \
+	"${cpin[@]}" bin/xseg-bench object --segment "$seg" --port 1 --op "$1" --pattern "$2" --size "$3" \
 		--iodepth "$4" --objects 16 --object-size 4M --duration "$duration" --json
 }
 fio_run() { # engine rw bs iodepth
