@@ -17,9 +17,9 @@ import (
 // for a write on this project's virtual machines, against 2 µs for a
 // pread), so pages touched a few times only are better read and written
 // with system calls; so are reads and writes past the known part (a write
-// that grows the file). Writes through the view are as durable as pwrite's: the page
-// cache is the same, and fdatasync writes back the pages a mapping
-// dirtied.
+// that grows the file). Writes through the view are as durable as
+// pwrite's: the page cache is the same, and fdatasync writes back the
+// pages a mapping dirtied.
 //
 // Hazard: a file that shrinks under its mapping makes an access past its
 // new end fault (SIGBUS), and so does a write into a page the file system
