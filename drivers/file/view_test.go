@@ -102,6 +102,38 @@ func TestViewReads(t *testing.T) {
 	}
 }
 
+// TestViewLargeIO: the view serves reads and writes of up to its whole
+// size once their pages are hot, and what it writes is what pread and
+// another store read; a request over hot and cold pages alike goes by
+// system call and reads the same.
+func TestViewLargeIO(t *testing.T) {
+	s := viewStore(t)
+	other := openStore(t, s.Dir(), Options{Owner: "other"})
+	ctx := context.Background()
+	whole := make([]byte, viewBytes)
+	for i := range whole {
+		whole[i] = byte(i * 7 / 4096)
+	}
+	if err := s.Write(ctx, "big", whole, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	heat(t, s, "big", 1<<20, 1<<20) // fails unless 1 MiB requests may use the view
+	heat(t, s, "big", 0, viewBytes)
+	p := bytes.Repeat([]byte{1}, 1<<20)
+	if err := s.Write(ctx, "big", p, 1<<20, 0); err != nil {
+		t.Fatal(err)
+	}
+	copy(whole[1<<20:], p)
+	got := make([]byte, viewBytes)
+	if err := s.Read(ctx, "big", got, 0); err != nil || !bytes.Equal(got, whole) {
+		t.Fatalf("4 MiB read through the view: %v, equal %v", err, bytes.Equal(got, whole))
+	}
+	theirs := make([]byte, 3<<20)
+	if err := other.Read(ctx, "big", theirs, 512<<10); err != nil || !bytes.Equal(theirs, whole[512<<10:512<<10+3<<20]) {
+		t.Fatalf("another store reads the 1 MiB written through the view: %v, equal %v", err, bytes.Equal(theirs, whole[512<<10:512<<10+3<<20]))
+	}
+}
+
 // TestViewShrunkFile: a file truncated under its mapping by another
 // program makes the view fault; the read recovers and reads zeros past
 // the new end instead of crashing.
