@@ -32,7 +32,9 @@ Reads and writes of up to 64 KiB go through an io_uring where the kernel has
 one with futex waits (Linux 6.7 and later) and the file system serves them
 without blocking when it can (ext4 reads, XFS reads and writes; not tmpfs):
 each port submits the requests waiting for it with one system call. Else, or
-with --uring=false, each is a pread or pwrite of its own.
+with --uring=false, each is a pread or pwrite of its own; but pages read or
+written 16 times are copied through a shared mapping of their object file,
+with no system call at all (not on NFS, nor with --directio).
 `
 
 func main() {
