@@ -94,6 +94,41 @@ func TestQueueReadWrite(t *testing.T) {
 	}
 }
 
+// TestQueueHotRead: a queued read of hot pages copies through the view at
+// once and never enters the ring.
+func TestQueueHotRead(t *testing.T) {
+	s := newStore(t, Options{}, false)
+	q := newQueue(t, s)
+	if !s.views {
+		t.Skip("the file system of the test directory is not one the store maps")
+	}
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("hot page"), 2*pageBytes/8)
+	if err := s.Write(ctx, "obj", data, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data)-100)
+	for i := range viewAfter + 1 {
+		clear(got)
+		if serr, derr := q.Start(t, func(done func(error)) error { return q.StartRead(ctx, "obj", got, 100, done) }); serr != nil || derr != nil {
+			t.Fatalf("read %d: start %v, done %v", i, serr, derr)
+		}
+		if !bytes.Equal(got, data[100:]) {
+			t.Fatalf("read %d: wrong data", i)
+		}
+	}
+	ran := false
+	if err := q.StartRead(ctx, "obj", got, 100, func(err error) { ran = err == nil }); err != nil {
+		t.Fatal(err)
+	}
+	if in := q.Queue.(*queue).inRing; in != 0 {
+		t.Errorf("a read of hot pages went into the ring (%d in flight)", in)
+	}
+	if q.Poll(); !ran {
+		t.Error("a read of hot pages did not complete at the next Poll")
+	}
+}
+
 // TestQueueColdRead reads a file the page cache does not hold: the reads
 // complete after the submission, and each must end the poller's sleep at
 // once, not at its limit.

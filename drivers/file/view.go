@@ -3,25 +3,27 @@ package file
 import (
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // A view is a shared mapping of the first viewBytes of an open object
-// file. A read or write of pages that are hot (viewAfter accesses each)
-// and in the part of the file known to exist copies from or to the page
-// cache through it, with no system call. That saves a small request's
-// kernel entry and exit, which on a host with few cores cost more than its
-// 4 KiB copy, and a large one's copy a page at a time with a page cache
-// lookup each: one memmove through the mapping copied 1 MiB about three
-// times as fast as pread on tmpfs (docs/ARCHITECTURE.md). The first touch
-// of a page through a mapping faults, which costs more than a system call
-// (11 µs for a read and 17 µs for a write on this project's virtual
-// machines, against 2 µs for a pread), so pages touched a few times only
-// are better read and written with system calls; so are reads and writes
-// past the known part (a write that grows the file). Writes through the
-// view are as durable as pwrite's: the page cache is the same, and
-// fdatasync writes back the pages a mapping dirtied.
+// file. A read or write of pages that are hot (viewAfter accesses each,
+// the last within viewCool seconds) and in the part of the file known to
+// exist copies from or to the page cache through it, with no system call.
+// That saves a small request's kernel entry and exit, which on a host with
+// few cores cost more than its 4 KiB copy, and a large one's copy a page
+// at a time with a page cache lookup each: one memmove through the mapping
+// copied 1 MiB about three times as fast as pread on tmpfs
+// (docs/ARCHITECTURE.md). The first touch of a page through a mapping
+// faults, which costs more than a system call (11 µs for a read and 17 µs
+// for a write on this project's virtual machines, against 2 µs for a
+// pread), so pages touched a few times only are better read and written
+// with system calls; so are reads and writes past the known part (a write
+// that grows the file). Writes through the view are as durable as
+// pwrite's: the page cache is the same, and fdatasync writes back the
+// pages a mapping dirtied.
 //
 // Hazard: a file that shrinks under its mapping makes an access past its
 // new end fault (SIGBUS), and so does a write into a page the file system
@@ -43,6 +45,24 @@ const (
 	// viewAfter is how many accesses by system call a page takes before
 	// the view serves it: enough that its fault is paid back.
 	viewAfter = 16
+	// viewCool is how many seconds a page stays hot without an access.
+	// The view serves only pages used lately, which the page cache still
+	// holds: a copy through it then does not fault on a page the kernel
+	// evicted and wait there for the disk, which a queue's poller must
+	// never do (it reads hot pages through the view too).
+	viewCool = 8
+)
+
+// viewClock returns the second that page states record; a variable for
+// tests.
+var viewClock = func() uint32 { return uint32(time.Now().Unix()) }
+
+// A page's state packs its accesses, up to viewAfter, in the low 8 bits
+// and the second of its last access, wrapping, in the rest.
+const (
+	pageCountBits = 8
+	pageCountMask = 1<<pageCountBits - 1
+	pageTimeMask  = 1<<(32-pageCountBits) - 1
 )
 
 // view is an object's mapping; its zero value is no mapping.
@@ -52,7 +72,8 @@ type view struct {
 	// exist (up to len(data)): the file's size when it was opened, raised
 	// by every write and read that reaches further.
 	known atomic.Int64
-	// touches counts each page's accesses, up to viewAfter.
+	// touches is each page's state: its accesses and when it was last
+	// used (pageCountBits).
 	touches []atomic.Uint32
 	// fd is the mapped file's, when pages must be data to turn hot.
 	fd         int
@@ -73,20 +94,33 @@ func (v *view) mapView(fd int, size int64, checkHoles bool) {
 }
 
 // serves reports whether the view may serve n bytes at off: in the known
-// part of the file, on pages already hot. It counts the access for pages
-// not yet hot.
+// part of the file, on pages hot and used in the last viewCool seconds.
+// It counts the access of every page, a page unused that long starting
+// again from none. Two accesses at once may count as one.
 func (v *view) serves(off int64, n int) bool {
 	if off < 0 || off+int64(n) > v.known.Load() || n == 0 {
 		return false
 	}
+	now := viewClock() & pageTimeMask
 	hot := true
 	for pg := off / pageBytes; pg <= (off+int64(n)-1)/pageBytes; pg++ {
-		if t := &v.touches[pg]; t.Load() < viewAfter {
-			if t.Add(1) == viewAfter && v.checkHoles && !isData(v.fd, pg*pageBytes) {
-				t.Store(0)
-			}
-			hot = false
+		t := &v.touches[pg]
+		st := t.Load()
+		count, last := st&pageCountMask, st>>pageCountBits
+		if (now-last)&pageTimeMask > viewCool {
+			count = 0
 		}
+		if count >= viewAfter {
+			if last != now {
+				t.Store(now<<pageCountBits | count)
+			}
+			continue
+		}
+		hot = false
+		if count++; count == viewAfter && v.checkHoles && !isData(v.fd, pg*pageBytes) {
+			count = 0
+		}
+		t.Store(now<<pageCountBits | count)
 	}
 	return hot
 }

@@ -134,6 +134,52 @@ func TestViewLargeIO(t *testing.T) {
 	}
 }
 
+// TestViewCools: a hot page stays hot while it is used, and one unused
+// for longer than viewCool seconds goes back to system calls until it is
+// hot again.
+func TestViewCools(t *testing.T) {
+	s := viewStore(t)
+	ctx := context.Background()
+	now := viewClock()
+	defer func(clock func() uint32) { viewClock = clock }(viewClock)
+	viewClock = func() uint32 { return now }
+	if err := s.Write(ctx, "obj", bytes.Repeat([]byte("c"), 3*pageBytes), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	heat(t, s, "obj", 0, 2*pageBytes)
+	o, err := s.get("obj", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release(o)
+	now += viewCool // used at the limit: still hot, and now used again
+	if !o.view.serves(0, 2*pageBytes) {
+		t.Fatalf("pages unused for %d s are cold", viewCool)
+	}
+	now += viewCool
+	if !o.view.serves(pageBytes, pageBytes) {
+		t.Fatalf("a page used %d s ago is cold", viewCool)
+	}
+	now++ // page 0 unused for viewCool+1 s, page 1 for 1 s
+	for i := range viewAfter {
+		if o.view.serves(0, pageBytes) {
+			t.Fatalf("a page unused for %d s is hot again after %d accesses", viewCool+1, i)
+		}
+	}
+	if !o.view.serves(pageBytes, pageBytes) || !o.view.serves(0, pageBytes) {
+		t.Fatalf("pages are not served after %d accesses", viewAfter)
+	}
+	// The recorded seconds wrap: a page used just before stays hot after.
+	now = pageTimeMask
+	for range viewAfter {
+		o.view.serves(0, pageBytes)
+	}
+	now += 2
+	if !o.view.serves(0, pageBytes) {
+		t.Fatal("a page used 2 s ago, across the wrap of the recorded seconds, is cold")
+	}
+}
+
 // TestViewShrunkFile: a file truncated under its mapping by another
 // program makes the view fault; the read recovers and reads zeros past
 // the new end instead of crashing.
@@ -198,7 +244,7 @@ func TestViewWriteNoSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.view.touches[(256<<10)/pageBytes].Store(viewAfter)
+	o.view.touches[(256<<10)/pageBytes].Store(viewClock()<<pageCountBits | viewAfter)
 	s.release(o)
 	// Fill the file system.
 	big := bytes.Repeat([]byte("f"), 64<<10)
