@@ -103,9 +103,8 @@ func TestViewReads(t *testing.T) {
 }
 
 // TestViewLargeIO: the view serves reads and writes of up to its whole
-// size once their pages are hot, and what it writes is what pread and
-// another store read; a request over hot and cold pages alike goes by
-// system call and reads the same.
+// size once their pages are hot, and what it writes is what another
+// store reads by system call.
 func TestViewLargeIO(t *testing.T) {
 	s := viewStore(t)
 	other := openStore(t, s.Dir(), Options{Owner: "other"})
