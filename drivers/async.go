@@ -74,18 +74,25 @@ type Sleeper interface {
 
 // Completions gathers the results of operations that end on other
 // goroutines for the one goroutine that polls them, as a Queue's Poll
-// does. Its zero value is empty and ready for use.
+// does. Its zero value is empty and ready for use. Once its buffers have
+// grown to the depth used, it allocates nothing.
 type Completions struct {
-	mu    sync.Mutex
-	done  []func()
-	ready atomic.Bool
+	mu      sync.Mutex
+	done    []completion
+	running []completion // Run's, swapped with done
+	ready   atomic.Bool
 }
 
-// Add queues done for the next Run and makes Ready true; the caller then
-// wakes the poller.
-func (c *Completions) Add(done func()) {
+type completion struct {
+	done func(error)
+	err  error
+}
+
+// Add queues done(err) for the next Run and makes Ready true; the caller
+// then wakes the poller.
+func (c *Completions) Add(done func(error), err error) {
 	c.mu.Lock()
-	c.done = append(c.done, done)
+	c.done = append(c.done, completion{done, err})
 	c.ready.Store(true)
 	c.mu.Unlock()
 }
@@ -94,18 +101,20 @@ func (c *Completions) Add(done func()) {
 func (c *Completions) Ready() bool { return c.ready.Load() }
 
 // Run runs what Add queued, on the calling goroutine, and returns how
-// many ran.
+// many ran. A done that Adds again runs at the next Run.
 func (c *Completions) Run() int {
 	if !c.ready.Load() {
 		return 0
 	}
 	c.mu.Lock()
-	done := c.done
-	c.done = nil
+	run := c.done
+	c.done, c.running = c.running[:0], nil
 	c.ready.Store(false)
 	c.mu.Unlock()
-	for _, d := range done {
-		d()
+	for _, d := range run {
+		d.done(d.err)
 	}
-	return len(done)
+	clear(run)
+	c.running = run
+	return len(run)
 }

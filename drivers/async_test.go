@@ -1,12 +1,14 @@
 package drivers
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 )
 
 // TestCompletions: dones added from many goroutines all run, once each,
-// on the goroutine that runs them, and Ready says when some wait.
+// with their errors, on the goroutine that runs them, and Ready says when
+// some wait; one that adds again runs at the next Run.
 func TestCompletions(t *testing.T) {
 	var c Completions
 	if c.Ready() || c.Run() != 0 {
@@ -16,7 +18,15 @@ func TestCompletions(t *testing.T) {
 	ran := make([]int, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { c.Add(func() { ran[i]++ }) })
+		want := fmt.Errorf("op %d", i)
+		wg.Go(func() {
+			c.Add(func(err error) {
+				if err != want {
+					t.Errorf("done %d got %v, want %v", i, err, want)
+				}
+				ran[i]++
+			}, want)
+		})
 	}
 	wg.Wait()
 	if !c.Ready() {
@@ -32,5 +42,13 @@ func TestCompletions(t *testing.T) {
 		if k != 1 {
 			t.Fatalf("done %d ran %d times", i, k)
 		}
+	}
+	again := 0
+	c.Add(func(error) { c.Add(func(error) { again++ }, nil) }, nil)
+	if c.Run() != 1 || again != 0 || !c.Ready() {
+		t.Fatal("a done added by a done ran in the same Run, or is not ready")
+	}
+	if c.Run() != 1 || again != 1 {
+		t.Fatal("a done added by a done did not run at the next Run")
 	}
 }

@@ -113,18 +113,13 @@ type queue struct {
 	// are unpinned when the ring runs empty.
 	bufPins runtime.Pinner
 
-	maxRead int        // the largest read taken (TakeLargeReads)
-	ops     []queuedOp // by tag
-	free    []uint32   // tags not in use
-	inRing  int        // operations handed to the ring and not reaped
-	waitSet bool       // the ring holds a wait on wake
-	// atOnce holds the done of operations that completed as they started
-	// (a missing object; hot pages read through the view) for the next
-	// Poll, without an allocation each; atOnceSet says it is not empty,
-	// for Ready on any goroutine.
-	atOnce, running []func(error)
-	atOnceSet       atomic.Bool
-	reaped          []uring.Completion
+	maxRead  int                 // the largest read taken (TakeLargeReads)
+	ops      []queuedOp          // by tag
+	free     []uint32            // tags not in use
+	inRing   int                 // operations handed to the ring and not reaped
+	waitSet  bool                // the ring holds a wait on wake
+	finished drivers.Completions // operations that completed without the ring
+	reaped   []uring.Completion
 }
 
 // queuedOp is an operation in the ring.
@@ -155,7 +150,7 @@ func (q *queue) StartRead(ctx context.Context, name string, p []byte, off int64,
 			q.s.release(o)
 		}
 		clear(p)
-		q.doneAtOnce(done)
+		q.finished.Add(done, nil)
 		return nil
 	}
 	if err != nil {
@@ -163,7 +158,7 @@ func (q *queue) StartRead(ctx context.Context, name string, p []byte, off int64,
 	}
 	if o.view.read(p, off) {
 		q.s.release(o)
-		q.doneAtOnce(done)
+		q.finished.Add(done, nil)
 		return nil
 	}
 	q.add(queuedOp{o: o, p: p, off: off, done: done})
@@ -183,12 +178,6 @@ func (q *queue) StartWrite(ctx context.Context, name string, p []byte, off int64
 	}
 	q.add(queuedOp{o: o, p: p, off: off, write: true, done: done})
 	return nil
-}
-
-// doneAtOnce has the next Poll run done(nil).
-func (q *queue) doneAtOnce(done func(error)) {
-	q.atOnce = append(q.atOnce, done)
-	q.atOnceSet.Store(true)
 }
 
 // add prepares op in the ring; it is submitted by the next Poll.
@@ -216,7 +205,7 @@ func (q *queue) add(op queuedOp) {
 }
 
 func (q *queue) Ready() bool {
-	return q.r.Ready() || q.r.Prepared() > 0 || q.atOnceSet.Load()
+	return q.r.Ready() || q.r.Prepared() > 0 || q.finished.Ready()
 }
 
 // submit hands the prepared operations to the kernel. A failure is left
@@ -231,14 +220,8 @@ func (q *queue) Poll() int {
 	q.submit()
 	n := 0
 	// A done may start an operation that completes at once: run those too.
-	for len(q.atOnce) > 0 {
-		q.running, q.atOnce = q.atOnce, q.running[:0]
-		q.atOnceSet.Store(false)
-		for _, done := range q.running {
-			done(nil)
-			n++
-		}
-		clear(q.running)
+	for k := q.finished.Run(); k > 0; k = q.finished.Run() {
+		n += k
 	}
 	q.reaped = q.r.Reap(q.reaped[:0])
 	for _, c := range q.reaped {
@@ -322,7 +305,7 @@ func (q *queue) Sleep(timeout time.Duration) bool {
 }
 
 func (q *queue) Close() {
-	for q.Poll(); q.inRing > 0 || len(q.atOnce) > 0; q.Poll() {
+	for q.Poll(); q.inRing > 0 || q.finished.Ready(); q.Poll() {
 		q.r.SubmitAndWait(10 * time.Millisecond)
 	}
 	q.r.Close()

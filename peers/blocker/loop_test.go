@@ -84,7 +84,7 @@ func (q *asyncQueue) run(done func(error), op func() error) {
 			err = op()
 		}
 		stats.running.Add(-1)
-		q.done.Add(func() { done(err) })
+		q.done.Add(done, err)
 		xseg.Wake(q.wake)
 	}()
 }

@@ -20,7 +20,7 @@ type slowCalls struct {
 func (s *slowCalls) run(call func() error, done func(error)) {
 	go func() {
 		err := call()
-		s.done.Add(func() { done(err) })
+		s.done.Add(done, err)
 		xseg.Wake(s.wake)
 	}()
 }
